@@ -1,0 +1,355 @@
+//! A customer of a store. Their name, email, phone and notes are personal data: every such field
+//! is a [`Pii`] under the customer's `profile` key, so erasing the customer (destroying that key)
+//! turns them into `Erased` in every replay while the stream stays valid.
+
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::values::{Email, PersonName, Phone, Text};
+use crate::{CustomerId, DomainError, Pii, StoreId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone)]
+pub struct RegisterCustomer {
+    pub customer_id: CustomerId,
+    pub store_id: StoreId,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// `None` leaves a field as it is; `Some("")` clears an optional field.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateCustomer {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum CustomerCommand {
+    Register(RegisterCustomer),
+    Update(UpdateCustomer),
+}
+
+/// A contact field that can be cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactField {
+    Email,
+    Phone,
+    Notes,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CustomerEvent {
+    CustomerRegistered {
+        customer_id: CustomerId,
+        store_id: StoreId,
+        name: Pii<String>,
+        email: Option<Pii<String>>,
+        phone: Option<Pii<String>>,
+        notes: Option<Pii<String>>,
+        tags: Vec<String>,
+    },
+    /// Only the fields that changed are present; `cleared` lists fields set to nothing.
+    CustomerDetailsUpdated {
+        customer_id: CustomerId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<Pii<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<Pii<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<Pii<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notes: Option<Pii<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cleared: Vec<ContactField>,
+    },
+}
+
+impl CustomerEvent {
+    pub fn customer_id(&self) -> CustomerId {
+        match self {
+            Self::CustomerRegistered { customer_id, .. } | Self::CustomerDetailsUpdated { customer_id, .. } => {
+                *customer_id
+            }
+        }
+    }
+}
+
+impl DomainEvent for CustomerEvent {
+    fn data_subject(&self) -> Option<uuid::Uuid> {
+        Some(self.customer_id().as_uuid())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Customer {
+    pub state: Option<CustomerState>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerState {
+    pub id: CustomerId,
+    pub store_id: StoreId,
+    pub name: Pii<String>,
+    pub email: Option<Pii<String>>,
+    pub phone: Option<Pii<String>>,
+    pub notes: Option<Pii<String>>,
+    pub tags: Vec<String>,
+}
+
+fn parse_tags(tags: &[String]) -> Result<Vec<String>, DomainError> {
+    if tags.len() > 50 {
+        return Err(DomainError::invalid("tags", "at most 50 tags"));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for t in tags {
+        let t = Text::parse("tags", t, 50)?.into_inner();
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_notes(raw: &str) -> Result<String, DomainError> {
+    let s = raw.trim();
+    if s.chars().count() > 5000 {
+        return Err(DomainError::invalid("notes", "must be at most 5000 characters"));
+    }
+    Ok(s.to_owned())
+}
+
+fn nonempty(raw: &Option<String>) -> Option<&str> {
+    raw.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl Aggregate for Customer {
+    type Command = CustomerCommand;
+    type Event = CustomerEvent;
+    const KIND: &'static str = "customer";
+
+    fn decide(&self, command: &CustomerCommand) -> Result<Vec<CustomerEvent>, DomainError> {
+        match (command, &self.state) {
+            (CustomerCommand::Register(_), Some(_)) => Err(DomainError::AlreadyExists { kind: Self::KIND }),
+            (CustomerCommand::Register(c), None) => {
+                let name = PersonName::parse(&c.name)?;
+                let email = nonempty(&c.email).map(Email::parse).transpose()?;
+                let phone = nonempty(&c.phone).map(Phone::parse).transpose()?;
+                let notes = nonempty(&c.notes).map(parse_notes).transpose()?;
+                Ok(vec![CustomerEvent::CustomerRegistered {
+                    customer_id: c.customer_id,
+                    store_id: c.store_id,
+                    name: Pii::profile(name.as_str().to_owned()),
+                    email: email.map(|e| Pii::profile(e.as_str().to_owned())),
+                    phone: phone.map(|p| Pii::profile(p.as_str().to_owned())),
+                    notes: notes.map(Pii::profile),
+                    tags: parse_tags(&c.tags)?,
+                }])
+            }
+            (CustomerCommand::Update(_), None) => Err(DomainError::NotFound { kind: Self::KIND }),
+            (CustomerCommand::Update(u), Some(s)) => {
+                if s.name.is_erased() {
+                    return Err(DomainError::Erased { kind: Self::KIND });
+                }
+                let mut cleared = Vec::new();
+                // A field changes when it is given and differs from the current clear value.
+                let changed = |current: Option<&Pii<String>>, new: String| -> Option<Pii<String>> {
+                    (current.and_then(Pii::clear) != Some(&new)).then(|| Pii::profile(new))
+                };
+                let name = match &u.name {
+                    None => None,
+                    Some(n) => changed(Some(&s.name), PersonName::parse(n)?.as_str().to_owned()),
+                };
+                let mut contact = |field: ContactField,
+                                   raw: &Option<String>,
+                                   current: &Option<Pii<String>>,
+                                   parse: fn(&str) -> Result<String, DomainError>|
+                 -> Result<Option<Pii<String>>, DomainError> {
+                    match raw.as_deref().map(str::trim) {
+                        None => Ok(None),
+                        Some("") => {
+                            if current.is_some() {
+                                cleared.push(field);
+                            }
+                            Ok(None)
+                        }
+                        Some(v) => Ok(changed(current.as_ref(), parse(v)?)),
+                    }
+                };
+                let email = contact(ContactField::Email, &u.email, &s.email, |v| {
+                    Email::parse(v).map(|e| e.as_str().to_owned())
+                })?;
+                let phone = contact(ContactField::Phone, &u.phone, &s.phone, |v| {
+                    Phone::parse(v).map(|p| p.as_str().to_owned())
+                })?;
+                let notes = contact(ContactField::Notes, &u.notes, &s.notes, parse_notes)?;
+                let tags = match &u.tags {
+                    None => None,
+                    Some(t) => Some(parse_tags(t)?).filter(|t| *t != s.tags),
+                };
+                if name.is_none()
+                    && email.is_none()
+                    && phone.is_none()
+                    && notes.is_none()
+                    && tags.is_none()
+                    && cleared.is_empty()
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![CustomerEvent::CustomerDetailsUpdated {
+                    customer_id: s.id,
+                    name,
+                    email,
+                    phone,
+                    notes,
+                    tags,
+                    cleared,
+                }])
+            }
+        }
+    }
+
+    fn evolve(mut self, event: &CustomerEvent) -> Self {
+        match event {
+            CustomerEvent::CustomerRegistered { customer_id, store_id, name, email, phone, notes, tags } => {
+                self.state = Some(CustomerState {
+                    id: *customer_id,
+                    store_id: *store_id,
+                    name: name.clone(),
+                    email: email.clone(),
+                    phone: phone.clone(),
+                    notes: notes.clone(),
+                    tags: tags.clone(),
+                });
+            }
+            CustomerEvent::CustomerDetailsUpdated { name, email, phone, notes, tags, cleared, .. } => {
+                if let Some(s) = self.state.as_mut() {
+                    if let Some(n) = name {
+                        s.name = n.clone();
+                    }
+                    for (new, slot) in [(email, &mut s.email), (phone, &mut s.phone), (notes, &mut s.notes)] {
+                        if let Some(v) = new {
+                            *slot = Some(v.clone());
+                        }
+                    }
+                    if let Some(t) = tags {
+                        s.tags = t.clone();
+                    }
+                    for f in cleared {
+                        match f {
+                            ContactField::Email => s.email = None,
+                            ContactField::Phone => s.phone = None,
+                            ContactField::Notes => s.notes = None,
+                        }
+                    }
+                }
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::testing::given;
+    use crate::KeyClass;
+
+    fn register() -> RegisterCustomer {
+        RegisterCustomer {
+            customer_id: CustomerId::from_uuid(uuid::Uuid::from_u128(7)),
+            store_id: StoreId::from_uuid(uuid::Uuid::from_u128(8)),
+            name: " Ann Lee ".into(),
+            email: Some("ann@Example.com".into()),
+            phone: None,
+            notes: Some("".into()),
+            tags: vec!["vip".into(), "vip".into(), "rolex".into()],
+        }
+    }
+
+    fn registered() -> CustomerEvent {
+        let r = register();
+        CustomerEvent::CustomerRegistered {
+            customer_id: r.customer_id,
+            store_id: r.store_id,
+            name: Pii::profile("Ann Lee".into()),
+            email: Some(Pii::profile("ann@example.com".into())),
+            phone: None,
+            notes: None,
+            tags: vec!["vip".into(), "rolex".into()],
+        }
+    }
+
+    #[test]
+    fn registering_a_customer_marks_every_personal_field_as_profile_data() {
+        let c = given::<Customer>(&[]).when(CustomerCommand::Register(register())).then_expect(&[registered()]);
+        assert_eq!(c.state.unwrap().name.class(), KeyClass::Profile);
+        assert_eq!(registered().data_subject(), Some(register().customer_id.as_uuid()));
+    }
+
+    #[test]
+    fn invalid_email_is_rejected_on_the_email_field() {
+        let mut r = register();
+        r.email = Some("not-an-email".into());
+        let e = given::<Customer>(&[]).when(CustomerCommand::Register(r)).then_reject("INVALID");
+        assert_eq!(e.field(), Some("email"));
+    }
+
+    #[test]
+    fn updating_records_only_changed_fields_and_clears() {
+        let u = UpdateCustomer {
+            name: Some("Ann Lee".into()),
+            email: Some("".into()),
+            phone: Some("+1 212 555 0100".into()),
+            ..Default::default()
+        };
+        let c = given::<Customer>(&[registered()]).when(CustomerCommand::Update(u)).then_expect(&[
+            CustomerEvent::CustomerDetailsUpdated {
+                customer_id: register().customer_id,
+                name: None,
+                email: None,
+                phone: Some(Pii::profile("+1 212 555 0100".into())),
+                notes: None,
+                tags: None,
+                cleared: vec![ContactField::Email],
+            },
+        ]);
+        let s = c.state.unwrap();
+        assert!(s.email.is_none());
+        assert_eq!(s.phone.unwrap().clear().unwrap(), "+1 212 555 0100");
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_records_nothing() {
+        let u = UpdateCustomer {
+            name: Some("Ann Lee".into()),
+            tags: Some(vec!["vip".into(), "rolex".into()]),
+            ..Default::default()
+        };
+        given::<Customer>(&[registered()]).when(CustomerCommand::Update(u)).then_expect(&[]);
+    }
+
+    #[test]
+    fn an_erased_customer_cannot_be_updated_but_still_replays() {
+        let mut erased = registered();
+        if let CustomerEvent::CustomerRegistered { name, email, .. } = &mut erased {
+            *name = Pii::Erased { class: KeyClass::Profile, at: None };
+            *email = Some(Pii::Erased { class: KeyClass::Profile, at: None });
+        }
+        let u = UpdateCustomer { name: Some("Someone".into()), ..Default::default() };
+        given::<Customer>(&[erased]).when(CustomerCommand::Update(u)).then_reject("ERASED");
+    }
+
+    #[test]
+    fn updating_an_unknown_customer_is_rejected() {
+        given::<Customer>(&[]).when(CustomerCommand::Update(UpdateCustomer::default())).then_reject("NOT_FOUND");
+    }
+}

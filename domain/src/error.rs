@@ -1,0 +1,54 @@
+//! The one error type of the domain: a rejected command.
+//!
+//! A `DomainError` is never an infrastructure failure; callers turn it into a user error in the
+//! mutation payload (`field`, `code`, `message`) and write nothing. Messages never contain the
+//! rejected value, because the value may be personal data.
+
+/// Why a command was rejected. Callers: report as a user error, do not retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// An input field failed to parse. Caller: show against `field`.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The aggregate already exists (create on an existing id).
+    #[error("{kind} already exists")]
+    AlreadyExists { kind: &'static str },
+    /// The aggregate does not exist (command on an unknown id).
+    #[error("{kind} not found")]
+    NotFound { kind: &'static str },
+    /// The command is not allowed in the aggregate's current state.
+    #[error("cannot {action} while {state}")]
+    IllegalTransition { action: &'static str, state: String },
+    /// Two amounts in different currencies were combined.
+    #[error("{field}: currency {found} does not match {expected}")]
+    CurrencyMismatch { field: &'static str, expected: String, found: String },
+    /// The data subject was erased; their personal data can no longer be changed.
+    #[error("{kind} has been erased")]
+    Erased { kind: &'static str },
+}
+
+impl DomainError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid { field, reason: reason.into() }
+    }
+
+    /// Stable machine-readable code for clients (`UserError.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "INVALID",
+            Self::AlreadyExists { .. } => "ALREADY_EXISTS",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::IllegalTransition { .. } => "ILLEGAL_TRANSITION",
+            Self::CurrencyMismatch { .. } => "CURRENCY_MISMATCH",
+            Self::Erased { .. } => "ERASED",
+        }
+    }
+
+    /// The input field the error is about, if any (`UserError.field`).
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Invalid { field, .. } | Self::CurrencyMismatch { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}

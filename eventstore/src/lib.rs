@@ -1,0 +1,293 @@
+//! The event log of InventoryConnect.
+//!
+//! [`Database`] connects to SQLite (embedded default) or PostgreSQL and runs migrations. Both
+//! implement [`backend::Backend`], which deals only in stored bytes. [`EventStore`] sits on top and
+//! is what everyone else uses: it encrypts personal data before every append, opens it (or marks
+//! it erased) and applies upcasters on every read, and verifies the per-stream hash chains. No
+//! caller can reach the log around it, so no caller can write plaintext personal data or read an
+//! un-upcast payload.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod chain;
+pub mod crypto;
+pub mod error;
+mod migrate;
+pub mod postgres;
+pub mod sqlite;
+pub mod testing;
+pub mod types;
+pub mod upcast;
+
+pub use crypto::{KeyRecord, MasterKey};
+pub use error::{Result, StoreError};
+pub use types::{Actor, AppendResult, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent, StoredEvent};
+pub use upcast::{Upcaster, Upcasters};
+
+use backend::Backend;
+use chain::{ChainBreak, ChainVerifier};
+use crypto::{FieldContext, KeyState};
+use domain::KeyClass;
+use postgres::PostgresBackend;
+use sqlite::SqliteBackend;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use tokio::sync::watch;
+use types::SealedEvent;
+use uuid::Uuid;
+
+/// A connected, migrated database.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(Arc<SqliteBackend>),
+    Postgres(Arc<PostgresBackend>),
+}
+
+impl Database {
+    /// `postgres://…` selects PostgreSQL; `sqlite://path` (or `sqlite:path`) SQLite.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(Arc::new(PostgresBackend::connect(url, 16).await?)))
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(Arc::new(SqliteBackend::open(url).await?)))
+        } else {
+            Err(StoreError::Config("database URL must start with postgres:// or sqlite:".into()))
+        }
+    }
+
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        match self {
+            Self::Sqlite(b) => b.clone(),
+            Self::Postgres(b) => b.clone(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Wakes this process's subscribers (read models changed).
+    pub fn notify(&self) {
+        match self {
+            Self::Sqlite(b) => b.notify(),
+            Self::Postgres(b) => b.notify(),
+        }
+    }
+
+    /// Runs one SQL statement as is. For tests that tamper with stored rows, and operations.
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64> {
+        Ok(match self {
+            Self::Sqlite(b) => sqlx::raw_sql(sql).execute(b.writer()).await?.rows_affected(),
+            Self::Postgres(b) => sqlx::raw_sql(sql).execute(b.pool()).await?.rows_affected(),
+        })
+    }
+}
+
+/// The outcome of verifying the whole log.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub streams: usize,
+    pub head: Position,
+    /// The first event that fails verification, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+/// The event log as the rest of the system sees it.
+#[derive(Clone)]
+pub struct EventStore {
+    backend: Arc<dyn Backend>,
+    master: MasterKey,
+    upcasters: Arc<Upcasters>,
+}
+
+const PAGE: usize = 1000;
+
+impl EventStore {
+    pub fn new(db: &Database, master: MasterKey, upcasters: Upcasters) -> Self {
+        Self { backend: db.backend(), master, upcasters: Arc::new(upcasters) }
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Appends a batch atomically, encrypting personal data first.
+    #[tracing::instrument(skip_all, fields(stream_id = %stream_id, events = events.len()), err)]
+    pub async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult> {
+        let mut sealed = Vec::with_capacity(events.len());
+        for e in events {
+            sealed.push(self.seal(stream_id, e).await?);
+        }
+        self.backend.append(stream_id, expected, sealed).await
+    }
+
+    /// Encrypts an event's personal data and serialises it to its stored form.
+    pub async fn seal(&self, stream_id: &str, e: NewEvent) -> Result<SealedEvent> {
+        let mut payload = e.payload;
+        let classes = crypto::classes_to_seal(&payload)?;
+        if !classes.is_empty() {
+            let subject = e
+                .data_subject
+                .ok_or_else(|| StoreError::Crypto("payload holds personal data but names no data subject".into()))?;
+            let keys = self.keys_for_sealing(e.store_id, subject, &classes).await?;
+            let ctx = FieldContext { store_id: e.store_id, stream_id, event_id: e.event_id };
+            crypto::seal(&mut payload, &ctx, subject, &keys)?;
+        }
+        Ok(SealedEvent {
+            event_id: e.event_id,
+            store_id: e.store_id,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            payload: payload.to_string(),
+            metadata: serde_json::to_string(&e.metadata).expect("metadata serialises"),
+        })
+    }
+
+    async fn keys_for_sealing(
+        &self,
+        store_id: Uuid,
+        subject: Uuid,
+        classes: &BTreeSet<KeyClass>,
+    ) -> Result<HashMap<KeyClass, crypto::DataKey>> {
+        let existing = self.backend.subject_keys(store_id, subject).await?;
+        let mut out = HashMap::new();
+        for class in classes {
+            let record = match existing.iter().find(|k| k.class == *class) {
+                Some(r) => r.clone(),
+                None => {
+                    let fresh = self.master.new_data_key(store_id, subject, *class, types::now_micros());
+                    self.backend.insert_key(&fresh).await?
+                }
+            };
+            match self.master.unwrap_key(&record)? {
+                Some(key) => out.insert(*class, key),
+                None => return Err(StoreError::SubjectErased),
+            };
+        }
+        Ok(out)
+    }
+
+    /// All events of a stream from `from_version`, opened and upcast.
+    pub async fn read_stream(&self, stream_id: &str, from_version: u64) -> Result<Vec<RecordedEvent>> {
+        let mut out = Vec::new();
+        let mut next = from_version;
+        loop {
+            let page = self.backend.read_stream(stream_id, next, PAGE).await?;
+            let done = page.len() < PAGE;
+            if let Some(last) = page.last() {
+                next = last.version + 1;
+            }
+            out.extend(self.open_batch(page).await?);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Up to `limit` events after `after`, in the log's total order, opened and upcast.
+    pub async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let page = self.backend.read_all(after, limit).await?;
+        self.open_batch(page).await
+    }
+
+    /// Decrypts (or marks erased) and upcasts stored events. Keys are loaded once per subject.
+    pub async fn open_batch(&self, stored: Vec<StoredEvent>) -> Result<Vec<RecordedEvent>> {
+        let mut parsed = Vec::with_capacity(stored.len());
+        let mut needed: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
+        for e in stored {
+            let payload: serde_json::Value = serde_json::from_str(&e.payload)
+                .map_err(|err| StoreError::Corrupt { position: e.position, reason: format!("payload: {err}") })?;
+            for (subject, _) in crypto::keys_to_open(&payload)? {
+                needed.insert((e.store_id, subject));
+            }
+            parsed.push((e, payload));
+        }
+        let mut keys: HashMap<Uuid, HashMap<(Uuid, KeyClass), KeyState>> = HashMap::new();
+        for (store_id, subject) in needed {
+            let per_store = keys.entry(store_id).or_default();
+            for record in self.backend.subject_keys(store_id, subject).await? {
+                let state = match self.master.unwrap_key(&record)? {
+                    Some(k) => KeyState::Live(k),
+                    None => KeyState::Destroyed(record.destroyed_at),
+                };
+                per_store.insert((subject, record.class), state);
+            }
+        }
+        let empty = HashMap::new();
+        parsed
+            .into_iter()
+            .map(|(e, mut payload)| {
+                let ctx = FieldContext { store_id: e.store_id, stream_id: &e.stream_id, event_id: e.event_id };
+                crypto::open(&mut payload, &ctx, keys.get(&e.store_id).unwrap_or(&empty))?;
+                let metadata: Metadata = serde_json::from_str(&e.metadata)
+                    .map_err(|err| StoreError::Corrupt { position: e.position, reason: format!("metadata: {err}") })?;
+                let (schema_version, payload) = self.upcasters.apply(&e.event_type, e.schema_version, payload);
+                Ok(RecordedEvent {
+                    position: e.position,
+                    stream_id: e.stream_id,
+                    version: e.version,
+                    event_id: e.event_id,
+                    store_id: e.store_id,
+                    event_type: e.event_type,
+                    schema_version,
+                    payload,
+                    metadata,
+                    recorded_at: e.recorded_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Crypto-shreds a subject: destroys their keys of these classes. Returns the destroyed
+    /// records (fingerprints, times) for the deletion certificate.
+    #[tracing::instrument(skip_all, fields(store_id = %store_id, subject_id = %subject_id), err)]
+    pub async fn destroy_subject_keys(
+        &self,
+        store_id: Uuid,
+        subject_id: Uuid,
+        classes: &[KeyClass],
+    ) -> Result<Vec<KeyRecord>> {
+        self.backend.destroy_keys(store_id, subject_id, classes, types::now_micros()).await
+    }
+
+    pub fn wakeups(&self) -> watch::Receiver<u64> {
+        self.backend.wakeups()
+    }
+
+    /// Re-checks every stream's hash chain over the stored bytes; stops at the first break.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        let mut verifier = ChainVerifier::default();
+        let mut head = Position::START;
+        loop {
+            let page = self.backend.read_committed(head, PAGE).await?;
+            let done = page.len() < PAGE;
+            for e in &page {
+                if let Err(broken) = verifier.check(e) {
+                    return Ok(VerifyReport {
+                        events: verifier.checked,
+                        streams: verifier.streams(),
+                        head,
+                        broken: Some(broken),
+                    });
+                }
+                head = e.position;
+            }
+            if done {
+                return Ok(VerifyReport { events: verifier.checked, streams: verifier.streams(), head, broken: None });
+            }
+        }
+    }
+}

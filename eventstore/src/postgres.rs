@@ -1,0 +1,401 @@
+//! PostgreSQL backend: the production path.
+//!
+//! Ordering: sequences are allocated before commit, so transactions can commit out of position
+//! order. Each event records its writing transaction id (`xid8`), readers order the log by
+//! `(tx_id, position)` and only read rows with `tx_id < pg_snapshot_xmin(pg_current_snapshot())`
+//! — below the oldest transaction still running. A transaction that could still commit is never
+//! below that horizon, so nothing can later appear before what a reader already passed. The
+//! checkpoint is the `(tx_id, position)` pair.
+//!
+//! The price: the horizon is cluster-wide, so any long-running transaction that holds an xid —
+//! in this database or another on the same server (a `CREATE DATABASE`, a bulk import) — delays
+//! (never breaks) delivery until it ends. Sessions get `idle_in_transaction_session_timeout`, and
+//! projections report their lag. Verification reads everything committed (`read_committed`) and
+//! does not wait for the horizon.
+//!
+//! Wake-ups: `pg_notify` inside the append transaction (delivered on commit) and a LISTEN task.
+
+use crate::backend::{check_expected, is_duplicate_event, is_version_conflict, parse_class, Backend};
+use crate::chain::{event_hash, HashInput, GENESIS};
+use crate::crypto::KeyRecord;
+use crate::error::{Result, StoreError};
+use crate::migrate;
+use crate::types::{now_micros, AppendResult, ExpectedVersion, Position, SealedEvent, StoredEvent};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::KeyClass;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+const CHANNEL: &str = "ic_events";
+const MIGRATION_LOCK: i64 = 0x1c_e7e7_5701;
+
+pub struct PostgresBackend {
+    pool: PgPool,
+    wake: watch::Sender<u64>,
+    listener: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        if let Some(h) = self.listener.lock().ok().and_then(|mut g| g.take()) {
+            h.abort();
+        }
+    }
+}
+
+const COLUMNS: &str = "position, tx_id::text::bigint AS commit_pos, stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash";
+
+fn row_to_event(r: &PgRow) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        position: Position { commit: r.try_get("commit_pos")?, seq: r.try_get("position")? },
+        stream_id: r.try_get("stream_id")?,
+        version: r.try_get::<i64, _>("version")? as u64,
+        event_id: r.try_get("event_id")?,
+        store_id: r.try_get("store_id")?,
+        event_type: r.try_get("event_type")?,
+        schema_version: r.try_get::<i32, _>("schema_version")? as u32,
+        payload: r.try_get("payload")?,
+        metadata: r.try_get("metadata")?,
+        recorded_at: r.try_get("recorded_at")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+fn row_to_key(r: &PgRow) -> Result<KeyRecord> {
+    Ok(KeyRecord {
+        store_id: r.try_get("store_id")?,
+        subject_id: r.try_get("subject_id")?,
+        class: parse_class(r.try_get("key_class")?)?,
+        key_id: r.try_get("key_id")?,
+        wrapped: r.try_get("wrapped_key")?,
+        fingerprint: r.try_get("fingerprint")?,
+        created_at: r.try_get("created_at")?,
+        destroyed_at: r.try_get("destroyed_at")?,
+    })
+}
+
+/// An append whose transaction is still open. Tests use it to commit out of order.
+pub struct PendingAppend {
+    tx: Transaction<'static, Postgres>,
+    pub result: AppendResult,
+}
+
+impl PendingAppend {
+    pub async fn commit(self) -> Result<AppendResult> {
+        self.tx.commit().await?;
+        Ok(self.result)
+    }
+}
+
+impl PostgresBackend {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Config("invalid PostgreSQL database URL".into()))?
+            // A session idle inside a transaction would hold the read horizon back for everyone.
+            .options([("idle_in_transaction_session_timeout", "60s")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let backend = Self { pool, wake: watch::channel(0).0, listener: std::sync::Mutex::new(None) };
+        backend.migrate().await?;
+        backend.start_listener().await?;
+        Ok(backend)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        // Several servers may start at once: one migrates, the others wait.
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+        let result = async {
+            sqlx::query(migrate::CREATE_TABLE).execute(&mut *conn).await?;
+            for m in migrate::POSTGRES {
+                let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if done.is_none() {
+                    tracing::info!(version = m.version, name = m.name, "applying PostgreSQL migration");
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                        .bind(m.version)
+                        .bind(m.name)
+                        .bind(Utc::now().timestamp_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+        result
+    }
+
+    async fn start_listener(&self) -> Result<()> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        let wake = self.wake.clone();
+        let handle = tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => wake.send_modify(|v| *v = v.wrapping_add(1)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event notification listener failed; retrying");
+                        // Readers still poll, so a lost notification only delays them.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        *self.listener.lock().expect("listener lock") = Some(handle);
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn notify(&self) {
+        self.wake.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Writes the batch in an open transaction; `commit` makes it visible.
+    pub async fn append_uncommitted(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<SealedEvent>,
+    ) -> Result<PendingAppend> {
+        if events.is_empty() {
+            return Err(StoreError::Invalid("cannot append an empty batch".into()));
+        }
+        let mut tx = self.pool.begin().await?;
+        let last: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1")
+                .bind(stream_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        check_expected(stream_id, expected, last.as_ref().map(|(v, _)| *v as u64))?;
+        let (mut version, mut prev) = match last {
+            Some((v, h)) => (v as u64 + 1, h),
+            None => (0, GENESIS.to_vec()),
+        };
+        let recorded_at = now_micros();
+        let n = events.len();
+        let (mut versions, mut prevs, mut hashes) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for e in &events {
+            let hash = event_hash(&HashInput {
+                prev_hash: &prev,
+                stream_id,
+                version,
+                event_id: e.event_id,
+                store_id: e.store_id,
+                event_type: &e.event_type,
+                schema_version: e.schema_version,
+                payload: &e.payload,
+                metadata: &e.metadata,
+                recorded_at,
+            });
+            versions.push(version as i64);
+            prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
+            hashes.push(hash.to_vec());
+            version += 1;
+        }
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash)
+             SELECT $1, u.* FROM UNNEST($2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bytea[], $11::bytea[]) AS u
+             RETURNING position, tx_id::text::bigint",
+        )
+        .bind(stream_id)
+        .bind(&versions)
+        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.store_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.schema_version as i32).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<_>>())
+        .bind(vec![recorded_at; n])
+        .bind(&prevs)
+        .bind(&hashes)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|err| {
+            if is_duplicate_event(&err) {
+                StoreError::DuplicateEvent
+            } else if is_version_conflict(&err) {
+                StoreError::Conflict { stream_id: stream_id.into(), expected: expected.to_string(), actual: "changed concurrently".into() }
+            } else {
+                err.into()
+            }
+        })?;
+        sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await?;
+        let position = rows
+            .iter()
+            .map(|(seq, commit)| Position { commit: *commit, seq: *seq })
+            .max()
+            .expect("a non-empty batch returns rows");
+        Ok(PendingAppend { tx, result: AppendResult { version: version - 1, position } })
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    #[tracing::instrument(skip_all, fields(stream_id = %stream_id, events = events.len()), err)]
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<SealedEvent>,
+    ) -> Result<AppendResult> {
+        // With `Any`, a concurrent writer taking our version is not a conflict: try again.
+        let mut attempt = 0;
+        loop {
+            let r = match self.append_uncommitted(stream_id, expected, events.clone()).await {
+                Ok(pending) => pending.commit().await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Err(StoreError::Conflict { .. }) if expected == ExpectedVersion::Any && attempt < 10 => attempt += 1,
+                Ok(r) => {
+                    self.notify();
+                    return Ok(r);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn read_stream(&self, stream_id: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3"
+        ))
+        .bind(stream_id)
+        .bind(from_version as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE (tx_id, position) > ($1::text::xid8, $2)
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY tx_id, position LIMIT $3"
+        ))
+        .bind(after.commit.to_string())
+        .bind(after.seq)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn read_committed(&self, after: Position, limit: usize) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events WHERE (tx_id, position) > ($1::text::xid8, $2) ORDER BY tx_id, position LIMIT $3"
+        ))
+        .bind(after.commit.to_string())
+        .bind(after.seq)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    fn wakeups(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    async fn subject_keys(&self, store_id: Uuid, subject_id: Uuid) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM data_keys WHERE store_id = $1 AND subject_id = $2")
+            .bind(store_id)
+            .bind(subject_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_key).collect()
+    }
+
+    async fn insert_key(&self, k: &KeyRecord) -> Result<KeyRecord> {
+        sqlx::query(
+            "INSERT INTO data_keys (store_id, subject_id, key_class, key_id, wrapped_key, fingerprint, created_at, destroyed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT (store_id, subject_id, key_class) DO NOTHING",
+        )
+        .bind(k.store_id)
+        .bind(k.subject_id)
+        .bind(k.class.as_str())
+        .bind(k.key_id)
+        .bind(&k.wrapped)
+        .bind(&k.fingerprint)
+        .bind(k.created_at)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM data_keys WHERE store_id = $1 AND subject_id = $2 AND key_class = $3")
+            .bind(k.store_id)
+            .bind(k.subject_id)
+            .bind(k.class.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        row_to_key(&row)
+    }
+
+    async fn destroy_keys(
+        &self,
+        store_id: Uuid,
+        subject_id: Uuid,
+        classes: &[KeyClass],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<KeyRecord>> {
+        let classes: Vec<&str> = classes.iter().map(KeyClass::as_str).collect();
+        let rows = sqlx::query(
+            "UPDATE data_keys SET wrapped_key = NULL, destroyed_at = COALESCE(destroyed_at, $4)
+             WHERE store_id = $1 AND subject_id = $2 AND key_class = ANY($3) RETURNING *",
+        )
+        .bind(store_id)
+        .bind(subject_id)
+        .bind(&classes)
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_key).collect()
+    }
+
+    async fn credential(&self, user_id: Uuid) -> Result<Option<(Uuid, String)>> {
+        Ok(sqlx::query_as("SELECT store_id, password_hash FROM credentials WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn put_credential(&self, user_id: Uuid, store_id: Uuid, password_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO credentials (user_id, store_id, password_hash, updated_at) VALUES ($1, $2, $3, now())
+             ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(store_id)
+        .bind(password_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn migrations_applied(&self) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&self.pool).await?;
+        Ok(n as usize == migrate::POSTGRES.len())
+    }
+}

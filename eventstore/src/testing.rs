@@ -1,0 +1,82 @@
+//! Test databases: each test gets its own uniquely named PostgreSQL database (dropped when the
+//! handle drops, even on panic) or its own SQLite file. Nothing else on the server is touched.
+//!
+//! PostgreSQL suites need a server at `IC_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Without one they skip with a message, unless
+//! `CI=true` or `IC_REQUIRE_POSTGRES=1`, where a missing server fails the test.
+
+use sqlx::Connection;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("IC_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn postgres_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("IC_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// A throwaway database; removed on drop.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Postgres { name: String },
+    Sqlite { path: PathBuf },
+}
+
+impl TestDatabase {
+    pub fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("ic-test-{}.db", Uuid::new_v4().simple()));
+        Self { url: format!("sqlite://{}", path.display()), cleanup: Cleanup::Sqlite { path } }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with a message) when no server is reachable and
+    /// PostgreSQL is not required.
+    pub async fn postgres() -> Option<Self> {
+        let admin = postgres_admin_url();
+        let mut conn = match sqlx::PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) if !postgres_required() => {
+                eprintln!("SKIPPED PostgreSQL test: no server at {admin} ({e})");
+                return None;
+            }
+            Err(e) => panic!("PostgreSQL is required (CI=true) but not reachable at {admin}: {e}"),
+        };
+        let name = format!("ic_test_{}", Uuid::new_v4().simple());
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+        let _ = conn.close().await;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+        Some(Self { url: format!("{base}/{name}"), cleanup: Cleanup::Postgres { name } })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Sqlite { path } => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Postgres { name } => {
+                let name = name.clone();
+                // Drop may run inside a runtime (or during a panic): use a thread of its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                    rt.block_on(async {
+                        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.ok()?;
+                        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await
+                            .ok()
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
