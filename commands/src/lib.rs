@@ -1,1 +1,159 @@
+//! The write side: command handlers.
+//!
+//! A handler loads an aggregate's own stream, folds it into state, asks the pure domain to
+//! `decide`, and appends the resulting events with the version it read as the expected version.
+//! If someone else appended in between, the append is a conflict and the whole cycle is retried
+//! on fresh state (the decision may now differ, e.g. the item was sold meanwhile). Nothing here
+//! reads read models to decide.
+#![forbid(unsafe_code)]
 
+pub mod password;
+pub mod stores;
+
+use domain::aggregate::{decode, encode, Aggregate};
+use domain::{DomainError, StoreId};
+use eventstore::{Actor, EventStore, ExpectedVersion, Metadata, NewEvent, Position, StoreError};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How many times a command is re-decided after a version conflict before giving up.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Who is acting, for which tenant, and why. Becomes every event's metadata.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub store_id: StoreId,
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub request_id: Option<Uuid>,
+    pub source: String,
+    pub reason: Option<String>,
+}
+
+impl CommandContext {
+    pub fn system(store_id: StoreId, source: &str) -> Self {
+        Self {
+            store_id,
+            actor: Actor::system(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            request_id: None,
+            source: source.into(),
+            reason: None,
+        }
+    }
+
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            request_id: self.request_id,
+            source: self.source.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// Why a command did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The domain rejected the command. Caller: user error in the payload; nothing was written.
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// Still conflicting after every retry (extreme contention). Caller: `CONFLICT`; the client
+    /// may retry later.
+    #[error("too much concurrent modification of {stream_id}")]
+    Contention { stream_id: String },
+    /// Infrastructure failure or corrupt data. Caller: log it, answer `INTERNAL`.
+    #[error("event store failure")]
+    Store(#[from] StoreError),
+}
+
+/// What a successful command did.
+#[derive(Debug, Clone)]
+pub struct Outcome<A: Aggregate> {
+    /// State after the command.
+    pub state: A,
+    pub events: Vec<A::Event>,
+    /// Log position of the last event written; `None` when the command changed nothing.
+    pub position: Option<Position>,
+}
+
+/// Loads an aggregate from its stream. Streams of another store read as absent: a tenant can
+/// never act on (or learn of) another tenant's aggregate.
+pub async fn load<A: Aggregate>(
+    store: &EventStore,
+    store_id: StoreId,
+    stream_id: &str,
+) -> Result<(A, Vec<A::Event>, ExpectedVersion), CommandError> {
+    let recorded = store.read_stream(stream_id, 0).await?;
+    if recorded.iter().any(|e| e.store_id != store_id.as_uuid()) {
+        // The same answer as for a missing aggregate, and never writable.
+        return Err(DomainError::NotFound { kind: A::KIND }.into());
+    }
+    let expected = recorded.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exact(e.version));
+    let events = recorded
+        .iter()
+        .map(|e| {
+            decode::<A::Event>(&e.event_type, &e.payload)
+                .map_err(|err| StoreError::Corrupt { position: e.position, reason: err.to_string() })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((A::replay(&events), events, expected))
+}
+
+/// Runs one command against one aggregate: load → decide → append, retrying on conflict.
+#[tracing::instrument(skip_all, fields(stream_id = %stream_id, store_id = %ctx.store_id, kind = A::KIND), err)]
+pub async fn execute<A: Aggregate>(
+    store: &EventStore,
+    ctx: &CommandContext,
+    stream_id: &str,
+    command: &A::Command,
+) -> Result<Outcome<A>, CommandError> {
+    for attempt in 0..MAX_ATTEMPTS {
+        let (state, _, expected) = load::<A>(store, ctx.store_id, stream_id).await?;
+        let events = state.decide(command)?;
+        if events.is_empty() {
+            return Ok(Outcome { state, events, position: None });
+        }
+        let metadata = ctx.metadata();
+        let new_events = events
+            .iter()
+            .map(|e| {
+                let enc = encode(e);
+                NewEvent {
+                    event_id: Uuid::now_v7(),
+                    store_id: ctx.store_id.as_uuid(),
+                    event_type: enc.event_type,
+                    schema_version: enc.schema_version,
+                    payload: enc.payload,
+                    metadata: metadata.clone(),
+                    data_subject: enc.data_subject,
+                }
+            })
+            .collect();
+        match store.append(stream_id, expected, new_events).await {
+            Ok(r) => {
+                let state = events.iter().fold(state, A::evolve);
+                return Ok(Outcome { state, events, position: Some(r.position) });
+            }
+            Err(StoreError::Conflict { .. }) => {
+                tracing::debug!(attempt, "version conflict; deciding again on fresh state");
+                backoff(attempt).await;
+            }
+            Err(StoreError::SubjectErased) => return Err(DomainError::Erased { kind: A::KIND }.into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CommandError::Contention { stream_id: stream_id.to_owned() })
+}
+
+/// A short, growing, jittered pause between retries so contending writers spread out.
+async fn backoff(attempt: u32) {
+    let base = 200u64 << attempt.min(6);
+    // Jitter from the clock's sub-second nanos is enough to de-synchronise retries.
+    let jitter = u64::from(chrono::Utc::now().timestamp_subsec_nanos()) % base;
+    tokio::time::sleep(Duration::from_micros(base + jitter)).await;
+}

@@ -1,1 +1,320 @@
+//! The read side: projections that turn the event log into queryable read models.
+//!
+//! A [`Runner`] follows the log from its checkpoint in batches. Each batch is applied in one
+//! database transaction that also moves the checkpoint — by compare-and-set, so if two runners
+//! ever race (two servers), one of them rolls back: every event's effect lands exactly once.
+//! Runners publish their checkpoint, so a query can wait until the read models have caught up
+//! with a position a mutation returned (read-your-writes).
+#![forbid(unsafe_code)]
 
+pub mod readmodels;
+pub mod rows;
+
+use eventstore::{Database, EventStore, Position, StoreError};
+use rows::*;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use std::time::Duration;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The projections this system maintains; each has its own tables and checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Stores and staff (login lookup).
+    Directory,
+    /// Inventory items.
+    Inventory,
+    /// Customers.
+    Customers,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Directory, Kind::Inventory, Kind::Customers];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Directory => "directory",
+            Self::Inventory => "inventory",
+            Self::Customers => "customers",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    pub(crate) fn tables(&self) -> &'static [&'static str] {
+        match self {
+            Self::Directory => &["rm_stores", "rm_staff"],
+            Self::Inventory => &["rm_inventory_items"],
+            Self::Customers => &["rm_customers"],
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The event log failed. Caller: retry later; the runner keeps its checkpoint.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The read-model database failed. Caller: internal error; never shown to clients.
+    #[error("read-model database error")]
+    Database(#[from] sqlx::Error),
+    /// An event could not be decoded: the projection stops rather than skip it.
+    #[error("cannot project event at {position}: {reason}")]
+    Corrupt { position: Position, reason: String },
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// Read models did not reach the requested position in time. Caller: `CONSISTENCY_TIMEOUT`.
+    #[error("read models did not reach the requested position in time")]
+    ConsistencyTimeout,
+    /// Failure injected by a test between two events of a batch.
+    #[error("injected failure")]
+    Injected,
+}
+
+pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;
+
+/// The read-model database: on SQLite the single writer connection applies projections and a
+/// reader pool serves queries; on PostgreSQL one pool does both.
+#[derive(Clone)]
+pub enum ReadDb {
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Postgres(PgPool),
+}
+
+macro_rules! with_writer {
+    ($db:expr, $m:ident, $pool:ident => $body:expr) => {
+        match $db {
+            ReadDb::Sqlite { writer: $pool, .. } => {
+                use readmodels::sqlite as $m;
+                $body
+            }
+            ReadDb::Postgres($pool) => {
+                use readmodels::postgres as $m;
+                $body
+            }
+        }
+    };
+}
+
+macro_rules! with_reader {
+    ($db:expr, $m:ident, $pool:ident => $body:expr) => {
+        match $db {
+            ReadDb::Sqlite { reader: $pool, .. } => {
+                use readmodels::sqlite as $m;
+                $body
+            }
+            ReadDb::Postgres($pool) => {
+                use readmodels::postgres as $m;
+                $body
+            }
+        }
+    };
+}
+
+impl ReadDb {
+    pub fn new(db: &Database) -> Self {
+        match db {
+            Database::Sqlite(b) => Self::Sqlite { writer: b.writer().clone(), reader: b.reader().clone() },
+            Database::Postgres(b) => Self::Postgres(b.pool().clone()),
+        }
+    }
+
+    pub async fn checkpoint(&self, kind: Kind) -> Result<Position> {
+        with_reader!(self, m, pool => m::checkpoint(pool, kind.name()).await)
+    }
+    pub async fn item(&self, store_id: Uuid, id: Uuid) -> Result<Option<ItemRow>> {
+        with_reader!(self, m, pool => m::item(pool, store_id, id).await)
+    }
+    pub async fn items(&self, q: &ListQuery<ItemFilter, ItemSortField>) -> Result<Page<ItemRow>> {
+        with_reader!(self, m, pool => m::items(pool, q).await)
+    }
+    pub async fn customer(&self, store_id: Uuid, id: Uuid) -> Result<Option<CustomerRow>> {
+        with_reader!(self, m, pool => m::customer(pool, store_id, id).await)
+    }
+    pub async fn customers(&self, q: &ListQuery<CustomerFilter, CustomerSortField>) -> Result<Page<CustomerRow>> {
+        with_reader!(self, m, pool => m::customers(pool, q).await)
+    }
+    pub async fn staff_by_email(&self, email: &str) -> Result<Vec<StaffRow>> {
+        with_reader!(self, m, pool => m::staff_by_email(pool, email).await)
+    }
+    pub async fn store_name(&self, store_id: Uuid) -> Result<Option<String>> {
+        with_reader!(self, m, pool => m::store_name(pool, store_id).await)
+    }
+    pub async fn dump(&self, kind: Kind) -> Result<Vec<String>> {
+        with_reader!(self, m, pool => m::dump(pool, kind).await)
+    }
+
+    /// Empties a projection and rewinds it to the start of the log.
+    pub async fn reset(&self, kind: Kind) -> Result<()> {
+        with_writer!(self, m, pool => {
+            m::ensure_checkpoint(pool, kind.name()).await?;
+            let mut tx = pool.begin().await?;
+            m::reset(&mut tx, kind).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+/// Follows the log for one projection.
+pub struct Runner {
+    kind: Kind,
+    db: ReadDb,
+    store: EventStore,
+    checkpoint: Position,
+    batch: usize,
+    progress: watch::Sender<Position>,
+    /// Test hook: fail after applying this many events of the next batch.
+    pub fail_after: Option<usize>,
+}
+
+impl Runner {
+    pub async fn new(kind: Kind, db: &ReadDb, store: &EventStore) -> Result<Self> {
+        let checkpoint = with_writer!(db, m, pool => m::ensure_checkpoint(pool, kind.name()).await)?;
+        Ok(Self {
+            kind,
+            db: db.clone(),
+            store: store.clone(),
+            checkpoint,
+            batch: 500,
+            progress: watch::channel(checkpoint).0,
+            fail_after: None,
+        })
+    }
+
+    pub fn with_batch_size(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn checkpoint(&self) -> Position {
+        self.checkpoint
+    }
+
+    pub fn progress(&self) -> watch::Receiver<Position> {
+        self.progress.subscribe()
+    }
+
+    /// Applies the next batch. Returns how many events it applied (0: caught up, or another
+    /// runner had moved the checkpoint, which is then reloaded).
+    #[tracing::instrument(skip_all, fields(projection = self.kind.name(), from = %self.checkpoint), err)]
+    pub async fn run_batch(&mut self) -> Result<usize> {
+        let events = self.store.read_all(self.checkpoint, self.batch).await?;
+        let Some(last) = events.last() else { return Ok(0) };
+        let (from, to, kind) = (self.checkpoint, last.position, self.kind);
+        let fail_after = self.fail_after.take();
+        let moved = with_writer!(&self.db, m, pool => {
+            let mut tx = pool.begin().await?;
+            // Claim the range first: a racing runner blocks here, then finds the row moved.
+            if m::advance(&mut tx, kind.name(), from, to).await? {
+                for (i, e) in events.iter().enumerate() {
+                    if fail_after == Some(i) {
+                        return Err(ProjectionError::Injected);
+                    }
+                    m::apply(&mut tx, kind, e).await?;
+                }
+                tx.commit().await?;
+                true
+            } else {
+                false
+            }
+        });
+        if !moved {
+            self.checkpoint = self.db.checkpoint(kind).await?;
+            self.progress.send_replace(self.checkpoint);
+            return Ok(0);
+        }
+        self.checkpoint = to;
+        self.progress.send_replace(to);
+        Ok(events.len())
+    }
+
+    /// Applies batches until the log has nothing more to give right now.
+    pub async fn catch_up(&mut self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.run_batch().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
+    }
+
+    /// Runs until `shutdown` turns true: wakes on appends, polls every 250 ms regardless (a lost
+    /// notification, or events held back by an older transaction, only delays).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut wake = self.store.wakeups();
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            match self.catch_up().await {
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(projection = self.kind.name(), error = %e, "projection batch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+}
+
+/// The running projections of this process.
+#[derive(Clone)]
+pub struct Projections {
+    progress: Vec<(Kind, watch::Receiver<Position>)>,
+}
+
+impl Projections {
+    /// Catches every projection up, then runs them in the background until `shutdown`.
+    pub async fn start(db: &ReadDb, store: &EventStore, shutdown: watch::Receiver<bool>) -> Result<Self> {
+        let mut progress = Vec::new();
+        for kind in Kind::ALL {
+            let mut runner = Runner::new(kind, db, store).await?;
+            runner.catch_up().await?;
+            progress.push((kind, runner.progress()));
+            tokio::spawn(runner.run(shutdown.clone()));
+        }
+        Ok(Self { progress })
+    }
+
+    /// Current checkpoint of every projection.
+    pub fn status(&self) -> Vec<(Kind, Position)> {
+        self.progress.iter().map(|(k, rx)| (*k, *rx.borrow())).collect()
+    }
+
+    /// Waits until every projection has applied the event at `position`.
+    pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<()> {
+        let wait_all = async {
+            for (_, rx) in &self.progress {
+                let mut rx = rx.clone();
+                if rx.wait_for(|p| *p >= position).await.is_err() {
+                    return Err(ProjectionError::ConsistencyTimeout);
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(timeout, wait_all).await.map_err(|_| ProjectionError::ConsistencyTimeout)?
+    }
+}
+
+/// Catches every projection up once (for CLI commands that write and exit).
+pub async fn catch_up_all(db: &ReadDb, store: &EventStore) -> Result<()> {
+    for kind in Kind::ALL {
+        Runner::new(kind, db, store).await?.catch_up().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! Read-model SQL, written once and instantiated for each backend by `read_models!` (the SQL is
+//! portable: `$N` placeholders, row-value comparisons, `ON CONFLICT`). Types differ per backend
+//! only in the migrations (UUID vs 16-byte BLOB), which sqlx maps for us.
+
+use crate::rows::*;
+use crate::{Kind, ProjectionError};
+use chrono::{DateTime, Utc};
+use domain::aggregate::decode;
+use domain::customer::{ContactField, CustomerEvent};
+use domain::inventory::ItemEvent;
+use domain::staff::StaffEvent;
+use domain::store::StoreEvent;
+use domain::{Currency, Money, Pii};
+use eventstore::{Position, RecordedEvent};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_micros(m: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(m).unwrap_or_default()
+}
+
+/// The wire name of a serde enum value (`Category::Watch` → `"WATCH"`).
+pub(crate) fn enum_str<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn clear(p: &Option<Pii<String>>) -> Option<String> {
+    p.as_ref().and_then(Pii::clear).cloned()
+}
+
+fn currency(code: &str) -> Result<Currency, ProjectionError> {
+    Currency::parse(code).map_err(|_| ProjectionError::Invalid("stored currency".into()))
+}
+
+/// `LIKE` pattern matching `s` anywhere, with wildcards in `s` escaped.
+pub(crate) fn contains_pattern(s: &str) -> String {
+    let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+fn stream_kind(stream_id: &str) -> &str {
+    stream_id.split_once('-').map_or(stream_id, |(k, _)| k)
+}
+
+pub(crate) const ITEM_COLS: &str = "item_id, store_id, status, category, brand, model, reference_number, serial_number, cost_minor, asking_minor, currency, source, attributes, acquired_at, created_seq, updated_at, version";
+pub(crate) const CUSTOMER_COLS: &str =
+    "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version";
+
+macro_rules! read_models {
+    ($module:ident, $db:ty) => {
+        pub mod $module {
+            use super::*;
+            use sqlx::{QueryBuilder, Row, Transaction};
+
+            pub type Db = $db;
+            pub type Pool = sqlx::Pool<Db>;
+            type Tx<'c> = Transaction<'c, Db>;
+            type R = <Db as sqlx::Database>::Row;
+            type Result<T> = std::result::Result<T, ProjectionError>;
+
+            pub async fn ensure_checkpoint(pool: &Pool, name: &str) -> Result<Position> {
+                sqlx::query(
+                    "INSERT INTO projection_checkpoints (name, commit_pos, seq_pos, updated_at) VALUES ($1, 0, 0, $2)
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(micros(Utc::now()))
+                .execute(pool)
+                .await?;
+                checkpoint(pool, name).await
+            }
+
+            pub async fn checkpoint(pool: &Pool, name: &str) -> Result<Position> {
+                let (commit, seq): (i64, i64) =
+                    sqlx::query_as("SELECT commit_pos, seq_pos FROM projection_checkpoints WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(pool)
+                        .await?
+                        .unwrap_or((0, 0));
+                Ok(Position { commit, seq })
+            }
+
+            /// Moves the checkpoint from `from` to `to` inside the read-model transaction. Returns
+            /// false when another runner moved it first: the caller rolls back and reloads.
+            pub async fn advance(tx: &mut Tx<'_>, name: &str, from: Position, to: Position) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE projection_checkpoints SET commit_pos = $1, seq_pos = $2, updated_at = $3
+                     WHERE name = $4 AND commit_pos = $5 AND seq_pos = $6",
+                )
+                .bind(to.commit)
+                .bind(to.seq)
+                .bind(micros(Utc::now()))
+                .bind(name)
+                .bind(from.commit)
+                .bind(from.seq)
+                .execute(&mut **tx)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            /// Empties a projection's tables and rewinds its checkpoint, in one transaction.
+            pub async fn reset(tx: &mut Tx<'_>, kind: Kind) -> Result<()> {
+                for table in kind.tables() {
+                    sqlx::query(&format!("DELETE FROM {table}")).execute(&mut **tx).await?;
+                }
+                sqlx::query("UPDATE projection_checkpoints SET commit_pos = 0, seq_pos = 0, updated_at = $1 WHERE name = $2")
+                    .bind(micros(Utc::now()))
+                    .bind(kind.name())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// Applies one event to `kind`'s tables (events it does not care about are ignored).
+            pub async fn apply(tx: &mut Tx<'_>, kind: Kind, e: &RecordedEvent) -> Result<()> {
+                let corrupt = |err: domain::aggregate::CodecError| ProjectionError::Corrupt {
+                    position: e.position,
+                    reason: err.to_string(),
+                };
+                let at = micros(e.recorded_at);
+                let seq = e.position.seq;
+                match (kind, stream_kind(&e.stream_id)) {
+                    (Kind::Directory, "store") => match decode::<StoreEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
+                        StoreEvent::StoreOpened { store_id, name } => {
+                            sqlx::query("INSERT INTO rm_stores (store_id, name, created_at) VALUES ($1, $2, $3)")
+                                .bind(store_id.as_uuid())
+                                .bind(name)
+                                .bind(at)
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                    },
+                    (Kind::Directory, "staff") => match decode::<StaffEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
+                        StaffEvent::StaffMemberAdded { user_id, store_id, email, role } => {
+                            sqlx::query(
+                                "INSERT INTO rm_staff (user_id, store_id, email_lookup, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+                            )
+                            .bind(user_id.as_uuid())
+                            .bind(store_id.as_uuid())
+                            .bind(email.clear().map(|e| e.to_lowercase()))
+                            .bind(role.as_str())
+                            .bind(at)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    },
+                    (Kind::Inventory, "item") => match decode::<ItemEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
+                        ItemEvent::ItemAcquired {
+                            item_id,
+                            store_id,
+                            category,
+                            brand,
+                            model,
+                            reference_number,
+                            serial_number,
+                            cost,
+                            asking_price,
+                            source,
+                            attributes,
+                            acquired_at,
+                        } => {
+                            sqlx::query(&format!(
+                                "INSERT INTO rm_inventory_items ({ITEM_COLS})
+                                 VALUES ($1, $2, 'IN_STOCK', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)"
+                            ))
+                            .bind(item_id.as_uuid())
+                            .bind(store_id.as_uuid())
+                            .bind(enum_str(&category))
+                            .bind(brand)
+                            .bind(model)
+                            .bind(reference_number)
+                            .bind(serial_number)
+                            .bind(cost.map(|c| c.minor))
+                            .bind(asking_price.minor)
+                            .bind(asking_price.currency.code().to_owned())
+                            .bind(enum_str(&source))
+                            .bind(serde_json::to_string(&attributes).expect("map serialises"))
+                            .bind(micros(acquired_at))
+                            .bind(seq)
+                            .bind(at)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        ItemEvent::ItemPriceChanged { item_id, asking_price, .. } => {
+                            sqlx::query(
+                                "UPDATE rm_inventory_items SET asking_minor = $1, updated_at = $2, version = version + 1
+                                 WHERE item_id = $3",
+                            )
+                            .bind(asking_price.minor)
+                            .bind(at)
+                            .bind(item_id.as_uuid())
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    },
+                    (Kind::Customers, "customer") => {
+                        match decode::<CustomerEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
+                            CustomerEvent::CustomerRegistered { customer_id, store_id, name, email, phone, notes, tags } => {
+                                let email = clear(&email);
+                                sqlx::query(&format!(
+                                    "INSERT INTO rm_customers ({CUSTOMER_COLS}, email_lookup)
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)"
+                                ))
+                                .bind(customer_id.as_uuid())
+                                .bind(store_id.as_uuid())
+                                .bind(name.clear().cloned())
+                                .bind(email.clone())
+                                .bind(clear(&phone))
+                                .bind(clear(&notes))
+                                .bind(serde_json::to_string(&tags).expect("tags serialise"))
+                                .bind(name.is_erased())
+                                .bind(seq)
+                                .bind(at)
+                                .bind(email.map(|e| e.to_lowercase()))
+                                .execute(&mut **tx)
+                                .await?;
+                            }
+                            CustomerEvent::CustomerDetailsUpdated {
+                                customer_id,
+                                name,
+                                email,
+                                phone,
+                                notes,
+                                tags,
+                                cleared,
+                            } => {
+                                let id = customer_id.as_uuid();
+                                let set = |col: &'static str, v: Option<String>| {
+                                    let sql = if col == "email" {
+                                        "UPDATE rm_customers SET email = $1, email_lookup = LOWER($1) WHERE customer_id = $2".to_owned()
+                                    } else {
+                                        format!("UPDATE rm_customers SET {col} = $1 WHERE customer_id = $2")
+                                    };
+                                    (sql, v)
+                                };
+                                let mut updates = Vec::new();
+                                if let Some(n) = &name {
+                                    updates.push(set("name", n.clear().cloned()));
+                                }
+                                for (col, v) in [("email", &email), ("phone", &phone), ("notes", &notes)] {
+                                    if v.is_some() {
+                                        updates.push(set(col, clear(v)));
+                                    }
+                                }
+                                for f in &cleared {
+                                    let col = match f {
+                                        ContactField::Email => "email",
+                                        ContactField::Phone => "phone",
+                                        ContactField::Notes => "notes",
+                                    };
+                                    updates.push(set(col, None));
+                                }
+                                if let Some(t) = &tags {
+                                    updates.push(set("tags", Some(serde_json::to_string(t).expect("tags serialise"))));
+                                }
+                                for (sql, v) in updates {
+                                    sqlx::query(&sql).bind(v).bind(id).execute(&mut **tx).await?;
+                                }
+                                sqlx::query(
+                                    "UPDATE rm_customers SET updated_at = $1, version = version + 1 WHERE customer_id = $2",
+                                )
+                                .bind(at)
+                                .bind(id)
+                                .execute(&mut **tx)
+                                .await?;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            }
+
+            fn item_row(r: &R) -> Result<ItemRow> {
+                let currency = currency(r.try_get("currency")?)?;
+                let attributes: String = r.try_get("attributes")?;
+                Ok(ItemRow {
+                    id: r.try_get("item_id")?,
+                    store_id: r.try_get("store_id")?,
+                    status: r.try_get("status")?,
+                    category: r.try_get("category")?,
+                    brand: r.try_get("brand")?,
+                    model: r.try_get("model")?,
+                    reference_number: r.try_get("reference_number")?,
+                    serial_number: r.try_get("serial_number")?,
+                    cost: r.try_get::<Option<i64>, _>("cost_minor")?.map(|m| Money::from_minor(m, currency)),
+                    asking_price: Money::from_minor(r.try_get("asking_minor")?, currency),
+                    source: r.try_get("source")?,
+                    attributes: serde_json::from_str::<BTreeMap<String, String>>(&attributes).unwrap_or_default(),
+                    acquired_at: from_micros(r.try_get("acquired_at")?),
+                    created_seq: r.try_get("created_seq")?,
+                    updated_at: from_micros(r.try_get("updated_at")?),
+                    version: r.try_get("version")?,
+                })
+            }
+
+            fn customer_row(r: &R) -> Result<CustomerRow> {
+                let tags: String = r.try_get("tags")?;
+                Ok(CustomerRow {
+                    id: r.try_get("customer_id")?,
+                    store_id: r.try_get("store_id")?,
+                    name: r.try_get("name")?,
+                    email: r.try_get("email")?,
+                    phone: r.try_get("phone")?,
+                    notes: r.try_get("notes")?,
+                    tags: serde_json::from_str(&tags).unwrap_or_default(),
+                    erased: r.try_get("erased")?,
+                    created_seq: r.try_get("created_seq")?,
+                    updated_at: from_micros(r.try_get("updated_at")?),
+                    version: r.try_get("version")?,
+                })
+            }
+
+            pub async fn item(pool: &Pool, store_id: Uuid, id: Uuid) -> Result<Option<ItemRow>> {
+                let row = sqlx::query(&format!("SELECT {ITEM_COLS} FROM rm_inventory_items WHERE store_id = $1 AND item_id = $2"))
+                    .bind(store_id)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(item_row).transpose()
+            }
+
+            pub async fn customer(pool: &Pool, store_id: Uuid, id: Uuid) -> Result<Option<CustomerRow>> {
+                let row =
+                    sqlx::query(&format!("SELECT {CUSTOMER_COLS} FROM rm_customers WHERE store_id = $1 AND customer_id = $2"))
+                        .bind(store_id)
+                        .bind(id)
+                        .fetch_optional(pool)
+                        .await?;
+                row.as_ref().map(customer_row).transpose()
+            }
+
+            fn push_cursor(qb: &mut QueryBuilder<'_, Db>, col: &str, id_col: &str, desc: bool, after: &Option<Cursor>) {
+                if let Some(c) = after {
+                    qb.push(format!(" AND ({col}, {id_col}) {} (", if desc { "<" } else { ">" }));
+                    match &c.value {
+                        CursorValue::Int(v) => qb.push_bind(*v),
+                        CursorValue::Text(v) => qb.push_bind(v.clone()),
+                    };
+                    qb.push(", ").push_bind(c.id).push(")");
+                }
+            }
+
+            fn item_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<ItemFilter, ItemSortField>) {
+                qb.push(" WHERE store_id = ").push_bind(q.store_id);
+                if let Some(s) = &q.filter.status {
+                    qb.push(" AND status = ").push_bind(s.clone());
+                }
+                if let Some(c) = &q.filter.category {
+                    qb.push(" AND category = ").push_bind(c.clone());
+                }
+                if let Some(b) = &q.filter.brand {
+                    qb.push(" AND LOWER(brand) = ").push_bind(b.to_lowercase());
+                }
+            }
+
+            pub async fn items(pool: &Pool, q: &ListQuery<ItemFilter, ItemSortField>) -> Result<Page<ItemRow>> {
+                let col = match q.sort {
+                    ItemSortField::CreatedAt => "created_seq",
+                    ItemSortField::AskingPrice => "asking_minor",
+                    ItemSortField::Brand => "brand",
+                };
+                let dir = if q.descending { "DESC" } else { "ASC" };
+                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {ITEM_COLS} FROM rm_inventory_items"));
+                item_filter(&mut qb, q);
+                push_cursor(&mut qb, col, "item_id", q.descending, &q.after);
+                qb.push(format!(" ORDER BY {col} {dir}, item_id {dir} LIMIT ")).push_bind(q.first as i64 + 1);
+                let rows = qb.build().fetch_all(pool).await?;
+                let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM rm_inventory_items");
+                item_filter(&mut count, q);
+                let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+                let has_next = rows.len() > q.first;
+                let rows = rows
+                    .iter()
+                    .take(q.first)
+                    .map(|r| {
+                        let row = item_row(r)?;
+                        let value = match q.sort {
+                            ItemSortField::CreatedAt => CursorValue::Int(row.created_seq),
+                            ItemSortField::AskingPrice => CursorValue::Int(row.asking_price.minor),
+                            ItemSortField::Brand => CursorValue::Text(row.brand.clone()),
+                        };
+                        let id = row.id;
+                        Ok((row, Cursor { value, id }))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page { rows, has_next, total })
+            }
+
+            fn customer_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<CustomerFilter, CustomerSortField>) {
+                qb.push(" WHERE store_id = ").push_bind(q.store_id);
+                if let Some(t) = &q.filter.tag {
+                    // Tags are a JSON array of strings; match the quoted element.
+                    let quoted = serde_json::to_string(t).expect("string serialises");
+                    qb.push(" AND tags LIKE ").push_bind(contains_pattern(&quoted)).push(" ESCAPE '\\'");
+                }
+                if let Some(e) = &q.filter.email {
+                    qb.push(" AND email_lookup = ").push_bind(e.trim().to_lowercase());
+                }
+                if let Some(n) = &q.filter.name_contains {
+                    qb.push(" AND LOWER(name) LIKE ").push_bind(contains_pattern(n)).push(" ESCAPE '\\'");
+                }
+            }
+
+            pub async fn customers(pool: &Pool, q: &ListQuery<CustomerFilter, CustomerSortField>) -> Result<Page<CustomerRow>> {
+                let col = match q.sort {
+                    CustomerSortField::CreatedAt => "created_seq",
+                    CustomerSortField::Name => "COALESCE(name, '')",
+                };
+                let dir = if q.descending { "DESC" } else { "ASC" };
+                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {CUSTOMER_COLS} FROM rm_customers"));
+                customer_filter(&mut qb, q);
+                push_cursor(&mut qb, col, "customer_id", q.descending, &q.after);
+                qb.push(format!(" ORDER BY {col} {dir}, customer_id {dir} LIMIT ")).push_bind(q.first as i64 + 1);
+                let rows = qb.build().fetch_all(pool).await?;
+                let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM rm_customers");
+                customer_filter(&mut count, q);
+                let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+                let has_next = rows.len() > q.first;
+                let rows = rows
+                    .iter()
+                    .take(q.first)
+                    .map(|r| {
+                        let row = customer_row(r)?;
+                        let value = match q.sort {
+                            CustomerSortField::CreatedAt => CursorValue::Int(row.created_seq),
+                            CustomerSortField::Name => CursorValue::Text(row.name.clone().unwrap_or_default()),
+                        };
+                        let id = row.id;
+                        Ok((row, Cursor { value, id }))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page { rows, has_next, total })
+            }
+
+            pub async fn staff_by_email(pool: &Pool, email: &str) -> Result<Vec<StaffRow>> {
+                let rows = sqlx::query("SELECT user_id, store_id, role FROM rm_staff WHERE email_lookup = $1")
+                    .bind(email.trim().to_lowercase())
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(StaffRow { user_id: r.try_get("user_id")?, store_id: r.try_get("store_id")?, role: r.try_get("role")? }))
+                    .collect()
+            }
+
+            pub async fn store_name(pool: &Pool, store_id: Uuid) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT name FROM rm_stores WHERE store_id = $1").bind(store_id).fetch_optional(pool).await?)
+            }
+
+            /// Every row of a projection's tables, in a stable order: for comparing a read model
+            /// with a fresh replay.
+            pub async fn dump(pool: &Pool, kind: Kind) -> Result<Vec<String>> {
+                let mut out = Vec::new();
+                match kind {
+                    Kind::Inventory => {
+                        for r in sqlx::query(&format!("SELECT {ITEM_COLS} FROM rm_inventory_items ORDER BY item_id")).fetch_all(pool).await? {
+                            out.push(format!("{:?}", item_row(&r)?));
+                        }
+                    }
+                    Kind::Customers => {
+                        for r in sqlx::query(&format!("SELECT {CUSTOMER_COLS} FROM rm_customers ORDER BY customer_id")).fetch_all(pool).await? {
+                            out.push(format!("{:?}", customer_row(&r)?));
+                        }
+                    }
+                    Kind::Directory => {
+                        for r in sqlx::query("SELECT user_id, store_id, role FROM rm_staff ORDER BY user_id").fetch_all(pool).await? {
+                            let (u, s, role): (Uuid, Uuid, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                            out.push(format!("{u} {s} {role}"));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+read_models!(sqlite, sqlx::Sqlite);
+read_models!(postgres, sqlx::Postgres);

@@ -1,0 +1,110 @@
+//! Read-model rows and query shapes, shared by both backends.
+
+use chrono::{DateTime, Utc};
+use domain::Money;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRow {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub status: String,
+    pub category: String,
+    pub brand: String,
+    pub model: String,
+    pub reference_number: Option<String>,
+    pub serial_number: Option<String>,
+    pub cost: Option<Money>,
+    pub asking_price: Money,
+    pub source: String,
+    pub attributes: BTreeMap<String, String>,
+    pub acquired_at: DateTime<Utc>,
+    pub created_seq: i64,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRow {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    /// `None` when erased.
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+    pub tags: Vec<String>,
+    pub erased: bool,
+    pub created_seq: i64,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaffRow {
+    pub user_id: Uuid,
+    pub store_id: Uuid,
+    pub role: String,
+}
+
+/// A keyset cursor: the sort value of the last row seen and its id (the tie-breaker).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub value: CursorValue,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CursorValue {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ItemSortField {
+    #[default]
+    CreatedAt,
+    AskingPrice,
+    Brand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CustomerSortField {
+    #[default]
+    CreatedAt,
+    Name,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ItemFilter {
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub brand: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CustomerFilter {
+    pub tag: Option<String>,
+    /// Case-insensitive exact email.
+    pub email: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery<F, S> {
+    pub store_id: Uuid,
+    pub first: usize,
+    pub after: Option<Cursor>,
+    pub filter: F,
+    pub sort: S,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub rows: Vec<(T, Cursor)>,
+    pub has_next: bool,
+    pub total: i64,
+}

@@ -1,0 +1,182 @@
+//! Projection contract, run against both backends: exactly-once application across restarts,
+//! injected failures and racing runners; the read model equals a fresh replay.
+
+use commands::{execute, CommandContext};
+use domain::customer::{Customer, CustomerCommand, RegisterCustomer, UpdateCustomer};
+use domain::inventory::{AcquireItem, AcquisitionSource, Category, ChangeItemPrice, InventoryItem, ItemCommand};
+use domain::{CustomerId, ItemId, Money, StoreId};
+use eventstore::testing::TestDatabase;
+use eventstore::{Database, EventStore, MasterKey, Position, Upcasters};
+use projections::{Kind, ProjectionError, ReadDb, Runner};
+use std::time::{Duration, Instant};
+
+struct World {
+    store: EventStore,
+    read: ReadDb,
+    store_id: uuid::Uuid,
+    items: Vec<(ItemId, u64)>,
+    head: Position,
+}
+
+async fn world(tdb: &TestDatabase) -> World {
+    let db = Database::connect(&tdb.url).await.unwrap();
+    let store = EventStore::new(&db, MasterKey::generate(), Upcasters::default());
+    let ctx = CommandContext::system(StoreId::new_v7(), "test");
+    let usd = |s: &str| Money::parse("x", s, "USD").unwrap();
+    let mut items = Vec::new();
+    let mut head = Position::START;
+    for i in 0..12u64 {
+        let id = ItemId::new_v7();
+        let acquire = ItemCommand::Acquire(AcquireItem {
+            item_id: id,
+            store_id: ctx.store_id,
+            category: if i % 2 == 0 { Category::Watch } else { Category::Handbag },
+            brand: format!("Brand {}", i % 3),
+            model: format!("Model {i}"),
+            reference_number: None,
+            serial_number: Some(format!("SN{i}")),
+            cost: Some(usd("100.00")),
+            asking_price: usd("1000.00"),
+            source: AcquisitionSource::Purchase,
+            attributes: Default::default(),
+            acquired_at: chrono::Utc::now(),
+        });
+        head = head
+            .max(execute::<InventoryItem>(&store, &ctx, &id.stream_id(), &acquire).await.unwrap().position.unwrap());
+        let changes = i % 4;
+        for c in 0..changes {
+            let cmd = ItemCommand::ChangePrice(ChangeItemPrice {
+                asking_price: usd(&format!("{}.00", 900 - c)),
+                reason: None,
+            });
+            head = head
+                .max(execute::<InventoryItem>(&store, &ctx, &id.stream_id(), &cmd).await.unwrap().position.unwrap());
+        }
+        items.push((id, 1 + changes));
+    }
+    for i in 0..5 {
+        let id = CustomerId::new_v7();
+        let reg = CustomerCommand::Register(RegisterCustomer {
+            customer_id: id,
+            store_id: ctx.store_id,
+            name: format!("Customer {i}"),
+            email: Some(format!("c{i}@example.com")),
+            phone: None,
+            notes: None,
+            tags: vec!["vip".into()],
+        });
+        execute::<Customer>(&store, &ctx, &id.stream_id(), &reg).await.unwrap();
+        let upd = CustomerCommand::Update(UpdateCustomer {
+            phone: Some(format!("+1 212 555 010{i}")),
+            email: Some(String::new()),
+            ..Default::default()
+        });
+        head = head.max(execute::<Customer>(&store, &ctx, &id.stream_id(), &upd).await.unwrap().position.unwrap());
+    }
+    World { read: ReadDb::new(&db), store, store_id: ctx.store_id.as_uuid(), items, head }
+}
+
+/// Catches up until `head` is applied (PostgreSQL may hold events back while older
+/// transactions elsewhere in the cluster finish).
+async fn until_head(runner: &mut Runner, head: Position) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while runner.checkpoint() < head {
+        assert!(Instant::now() < deadline, "runner never reached {head}");
+        runner.catch_up().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn assert_applied_exactly_once(w: &World) {
+    for (id, events) in &w.items {
+        let row = w.read.item(w.store_id, id.as_uuid()).await.unwrap().expect("item projected");
+        assert_eq!(row.version as u64, *events, "item {id}: events applied != events in its stream");
+    }
+}
+
+async fn a_runner_killed_between_and_inside_batches_applies_every_event_once(tdb: &TestDatabase) {
+    let w = world(tdb).await;
+    let mut first = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap().with_batch_size(7);
+    let mut applied = 0;
+    while applied < 14 {
+        applied += first.run_batch().await.unwrap();
+    }
+    let at_kill = first.checkpoint();
+    drop(first);
+
+    // A restarted runner fails in the middle of its first batch: nothing of it may stick.
+    let mut second = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap().with_batch_size(7);
+    assert_eq!(second.checkpoint(), at_kill, "restart resumes from the stored checkpoint");
+    second.fail_after = Some(3);
+    assert!(matches!(second.run_batch().await, Err(ProjectionError::Injected)));
+    assert_eq!(w.read.checkpoint(Kind::Inventory).await.unwrap(), at_kill, "a failed batch moves nothing");
+    drop(second);
+
+    let mut third = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap().with_batch_size(7);
+    until_head(&mut third, w.head).await;
+    assert_applied_exactly_once(&w).await;
+
+    // The read model equals a fresh replay from position zero.
+    let before = w.read.dump(Kind::Inventory).await.unwrap();
+    assert_eq!(before.len(), w.items.len());
+    w.read.reset(Kind::Inventory).await.unwrap();
+    assert!(w.read.dump(Kind::Inventory).await.unwrap().is_empty());
+    let mut fresh = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap();
+    until_head(&mut fresh, w.head).await;
+    assert_eq!(w.read.dump(Kind::Inventory).await.unwrap(), before);
+}
+
+async fn racing_runners_never_apply_an_event_twice(tdb: &TestDatabase) {
+    let w = world(tdb).await;
+    let mut a = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap().with_batch_size(3);
+    let mut b = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap().with_batch_size(5);
+    let head = w.head;
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(async move {
+            until_head(&mut a, head).await;
+        }),
+        tokio::spawn(async move {
+            until_head(&mut b, head).await;
+        })
+    );
+    ra.unwrap();
+    rb.unwrap();
+    assert_applied_exactly_once(&w).await;
+}
+
+async fn customer_read_model_follows_updates_and_clears(tdb: &TestDatabase) {
+    let w = world(tdb).await;
+    let mut r = Runner::new(Kind::Customers, &w.read, &w.store).await.unwrap();
+    until_head(&mut r, w.head).await;
+    let rows = w.read.dump(Kind::Customers).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        assert!(row.contains("email: None"), "email was cleared: {row}");
+        assert!(row.contains("phone: Some(\"+1 212 555 010"), "{row}");
+        assert!(row.contains("version: 2"), "{row}");
+    }
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                super::$name(&eventstore::testing::TestDatabase::sqlite()).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(db) = eventstore::testing::TestDatabase::postgres().await else { return };
+                super::$name(&db).await
+            })*
+        }
+    };
+}
+
+contract!(
+    a_runner_killed_between_and_inside_batches_applies_every_event_once,
+    racing_runners_never_apply_an_event_twice,
+    customer_read_model_follows_updates_and_clears,
+);
