@@ -1,1 +1,16 @@
+//! The API and the `inventory-connect` binary: GraphQL over axum, authentication and
+//! authorisation, tenancy, limits, and the operational CLI (serve, store create, verify,
+//! projections).
+#![forbid(unsafe_code)]
 
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod graphql;
+
+/// The schema in SDL, for the golden file `api/schema.graphql`.
+pub fn schema_sdl() -> String {
+    graphql::build_schema(None).sdl()
+}

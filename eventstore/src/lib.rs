@@ -267,6 +267,20 @@ impl EventStore {
         self.backend.wakeups()
     }
 
+    /// How many committed events lie after `after` (for progress and lag reports).
+    pub async fn count_after(&self, after: Position) -> Result<u64> {
+        let mut n = 0;
+        let mut at = after;
+        loop {
+            let page = self.backend.read_committed(at, PAGE).await?;
+            n += page.len() as u64;
+            match page.last() {
+                Some(last) if page.len() == PAGE => at = last.position,
+                _ => return Ok(n),
+            }
+        }
+    }
+
     /// Re-checks every stream's hash chain over the stored bytes; stops at the first break.
     pub async fn verify(&self) -> Result<VerifyReport> {
         let mut verifier = ChainVerifier::default();

@@ -25,7 +25,7 @@ pub(crate) fn from_micros(m: i64) -> DateTime<Utc> {
 }
 
 /// The wire name of a serde enum value (`Category::Watch` → `"WATCH"`).
-pub(crate) fn enum_str<T: Serialize>(v: &T) -> String {
+pub fn enum_str<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 

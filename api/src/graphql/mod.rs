@@ -1,0 +1,468 @@
+//! The GraphQL schema: query and mutation roots. Resolvers are thin: parse input, check the
+//! role (in `auth::allows`, nowhere else), call `commands` or read `projections`, map results.
+
+pub mod history;
+pub mod types;
+
+use crate::app::AppState;
+use crate::auth::{allows, Permission, Viewer};
+use crate::error::{ApiError, ApiResult};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, EmptySubscription, Object, Schema, ID};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use commands::{CommandContext, CommandError};
+use domain::customer::{CustomerCommand, RegisterCustomer, UpdateCustomer};
+use domain::inventory::{AcquireItem, ChangeItemPrice, ItemCommand};
+use domain::{CustomerId, ItemId, StoreId};
+use eventstore::{Actor, Position};
+use projections::rows::{Cursor, CursorValue, CustomerFilter, CustomerSortField, ItemFilter, ItemSortField, ListQuery};
+use std::sync::Arc;
+use types::*;
+use uuid::Uuid;
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Per-request data: the caller (if the token was valid) and a request id.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub viewer: Option<Viewer>,
+    pub request_id: Uuid,
+}
+
+pub fn build_schema(state: Option<Arc<AppState>>) -> AppSchema {
+    let mut builder = Schema::build(Query, Mutation, EmptySubscription).limit_depth(12).limit_complexity(2000);
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<Arc<AppState>>()
+}
+
+pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
+    ctx.data_opt::<RequestContext>().and_then(|r| r.viewer.as_ref()).ok_or(ApiError::Unauthenticated)
+}
+
+/// The caller, if their role has `permission`.
+pub(crate) fn require<'a>(ctx: &Context<'a>, permission: Permission) -> ApiResult<&'a Viewer> {
+    let v = viewer(ctx)?;
+    if allows(v.role, permission) {
+        Ok(v)
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+fn command_context(ctx: &Context<'_>, v: &Viewer, reason: Option<String>) -> CommandContext {
+    let request_id = ctx.data_opt::<RequestContext>().map_or_else(Uuid::now_v7, |r| r.request_id);
+    CommandContext {
+        store_id: StoreId::from_uuid(v.store_id),
+        actor: Actor { kind: "user".into(), id: Some(v.user_id), role: Some(v.role.as_str().into()) },
+        correlation_id: request_id,
+        causation_id: None,
+        request_id: Some(request_id),
+        source: "graphql".into(),
+        reason,
+    }
+}
+
+fn parse_id(id: &ID, what: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| ApiError::BadUserInput(format!("{what} is not a valid id")))
+}
+
+/// Waits until every read model has applied `min_position` (read-your-writes).
+async fn reach(ctx: &Context<'_>, min_position: Option<&str>) -> ApiResult<()> {
+    let Some(p) = min_position else { return Ok(()) };
+    let position: Position =
+        p.parse().map_err(|_| ApiError::BadUserInput("minPosition is not a position returned by this API".into()))?;
+    let s = state(ctx);
+    Ok(s.projections.wait_for(position, s.consistency_timeout).await?)
+}
+
+const DEFAULT_PAGE: i32 = 20;
+const MAX_PAGE: i32 = 100;
+
+fn page_size(first: Option<i32>) -> ApiResult<usize> {
+    match first.unwrap_or(DEFAULT_PAGE) {
+        n @ 0..=MAX_PAGE => Ok(n as usize),
+        _ => Err(ApiError::BadUserInput(format!("first must be between 0 and {MAX_PAGE}"))),
+    }
+}
+
+fn encode_cursor(sort: &str, c: &Cursor) -> String {
+    let v = match &c.value {
+        CursorValue::Int(i) => serde_json::json!(i),
+        CursorValue::Text(t) => serde_json::json!(t),
+    };
+    B64.encode(serde_json::json!({"s": sort, "v": v, "id": c.id}).to_string())
+}
+
+fn decode_cursor(sort: &str, raw: Option<&str>) -> ApiResult<Option<Cursor>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let bad = || ApiError::BadUserInput("after is not a cursor from this list and sort order".into());
+    let json: serde_json::Value = serde_json::from_slice(&B64.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
+    if json["s"].as_str() != Some(sort) {
+        return Err(bad());
+    }
+    let id = json["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(bad)?;
+    let value = match &json["v"] {
+        serde_json::Value::Number(n) => CursorValue::Int(n.as_i64().ok_or_else(bad)?),
+        serde_json::Value::String(s) => CursorValue::Text(s.clone()),
+        _ => return Err(bad()),
+    };
+    Ok(Some(Cursor { value, id }))
+}
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The logged-in staff member.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerObject> {
+        let v = viewer(ctx)?;
+        let store_name = state(ctx).read.store_name(v.store_id).await.map_err(ApiError::from)?;
+        Ok(ViewerObject {
+            user_id: ID(v.user_id.to_string()),
+            store_id: ID(v.store_id.to_string()),
+            store_name,
+            role: v.role.into(),
+        })
+    }
+
+    async fn inventory_items(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(name = "where")] filter: Option<InventoryItemWhere>,
+        sort_by: Option<InventoryItemSort>,
+        min_position: Option<String>,
+    ) -> async_graphql::Result<InventoryItemConnection> {
+        let v = require(ctx, Permission::ReadInventory)?;
+        reach(ctx, min_position.as_deref()).await?;
+        let (sort, descending) = match sort_by {
+            None => (ItemSortField::CreatedAt, false),
+            Some(s) => (
+                match s.field {
+                    InventoryItemSortField::CreatedAt => ItemSortField::CreatedAt,
+                    InventoryItemSortField::AskingPrice => ItemSortField::AskingPrice,
+                    InventoryItemSortField::Brand => ItemSortField::Brand,
+                },
+                s.direction == SortDirection::Desc,
+            ),
+        };
+        let sort_key = format!("{sort:?}{descending}");
+        let f = filter.unwrap_or_default();
+        let q = ListQuery {
+            store_id: v.store_id,
+            first: page_size(first)?,
+            after: decode_cursor(&sort_key, after.as_deref())?,
+            filter: ItemFilter {
+                status: f.status.map(|s| projections::readmodels::enum_str(&domain::inventory::ItemStatus::from(s))),
+                category: f.category.map(|c| projections::readmodels::enum_str(&domain::inventory::Category::from(c))),
+                brand: f.brand,
+            },
+            sort,
+            descending,
+        };
+        let page = state(ctx).read.items(&q).await.map_err(ApiError::from)?;
+        let mut conn = Connection::with_additional_fields(
+            q.after.is_some(),
+            page.has_next,
+            ConnectionFields { total_count: page.total },
+        );
+        conn.edges
+            .extend(page.rows.into_iter().map(|(row, c)| Edge::new(encode_cursor(&sort_key, &c), InventoryItem(row))));
+        Ok(conn)
+    }
+
+    /// One item; with `asOf`, as it was at that instant, rebuilt from its events.
+    async fn inventory_item(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        as_of: Option<DateTime<Utc>>,
+        min_position: Option<String>,
+    ) -> async_graphql::Result<Option<InventoryItem>> {
+        let v = require(ctx, Permission::ReadInventory)?;
+        let id = parse_id(&id, "id")?;
+        if let Some(at) = as_of {
+            return Ok(history::item_as_of(&state(ctx).store, v.store_id, ItemId::from_uuid(id), at)
+                .await?
+                .map(InventoryItem));
+        }
+        reach(ctx, min_position.as_deref()).await?;
+        Ok(state(ctx).read.item(v.store_id, id).await.map_err(ApiError::from)?.map(InventoryItem))
+    }
+
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(name = "where")] filter: Option<CustomerWhere>,
+        sort_by: Option<CustomerSort>,
+        min_position: Option<String>,
+    ) -> async_graphql::Result<CustomerConnection> {
+        let v = require(ctx, Permission::ReadCustomers)?;
+        reach(ctx, min_position.as_deref()).await?;
+        let (sort, descending) = match sort_by {
+            None => (CustomerSortField::CreatedAt, false),
+            Some(s) => (
+                match s.field {
+                    types::CustomerSortField::CreatedAt => CustomerSortField::CreatedAt,
+                    types::CustomerSortField::Name => CustomerSortField::Name,
+                },
+                s.direction == SortDirection::Desc,
+            ),
+        };
+        let sort_key = format!("{sort:?}{descending}");
+        let f = filter.unwrap_or_default();
+        let q = ListQuery {
+            store_id: v.store_id,
+            first: page_size(first)?,
+            after: decode_cursor(&sort_key, after.as_deref())?,
+            filter: CustomerFilter { tag: f.tag, email: f.email, name_contains: f.name_contains },
+            sort,
+            descending,
+        };
+        let page = state(ctx).read.customers(&q).await.map_err(ApiError::from)?;
+        let mut conn = Connection::with_additional_fields(
+            q.after.is_some(),
+            page.has_next,
+            ConnectionFields { total_count: page.total },
+        );
+        conn.edges.extend(page.rows.into_iter().map(|(row, c)| Edge::new(encode_cursor(&sort_key, &c), Customer(row))));
+        Ok(conn)
+    }
+
+    /// One customer; with `asOf`, as they were at that instant (erased fields stay erased).
+    async fn customer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        as_of: Option<DateTime<Utc>>,
+        min_position: Option<String>,
+    ) -> async_graphql::Result<Option<Customer>> {
+        let v = require(ctx, Permission::ReadCustomers)?;
+        let id = parse_id(&id, "id")?;
+        if let Some(at) = as_of {
+            return Ok(history::customer_as_of(&state(ctx).store, v.store_id, CustomerId::from_uuid(id), at)
+                .await?
+                .map(Customer));
+        }
+        reach(ctx, min_position.as_deref()).await?;
+        Ok(state(ctx).read.customer(v.store_id, id).await.map_err(ApiError::from)?.map(Customer))
+    }
+}
+
+pub struct Mutation;
+
+/// Runs a command; a domain rejection becomes payload errors, anything else a GraphQL error.
+async fn run<A: domain::Aggregate>(
+    ctx: &Context<'_>,
+    cctx: &CommandContext,
+    stream_id: &str,
+    command: &A::Command,
+) -> ApiResult<Result<Option<Position>, Vec<UserError>>> {
+    match commands::execute::<A>(&state(ctx).store, cctx, stream_id, command).await {
+        Ok(out) => Ok(Ok(out.position)),
+        Err(CommandError::Rejected(e)) => Ok(Err(vec![(&e).into()])),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// After a write: wait (bounded) for the read models, so the payload shows the new state.
+async fn settled(ctx: &Context<'_>, position: Option<Position>) -> ApiResult<bool> {
+    let Some(p) = position else { return Ok(true) };
+    let s = state(ctx);
+    match s.projections.wait_for(p, s.consistency_timeout).await {
+        Ok(()) => Ok(true),
+        Err(projections::ProjectionError::ConsistencyTimeout) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[Object]
+impl Mutation {
+    /// Exchanges email and password for a session token. Wrong credentials are an
+    /// `UNAUTHENTICATED` error; the answer does not reveal whether the email exists.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
+        let s = state(ctx);
+        let candidates = s.read.staff_by_email(&input.email).await.map_err(ApiError::from)?;
+        let mut hashes = Vec::new();
+        for c in &candidates {
+            if let Some((_, hash)) =
+                s.store.backend().credential(c.user_id).await.map_err(|e| ApiError::internal("credential", &e))?
+            {
+                hashes.push((c.clone(), hash));
+            }
+        }
+        let password = input.password;
+        // argon2 is deliberately slow: keep it off the async workers.
+        let found = tokio::task::spawn_blocking(move || {
+            if hashes.is_empty() {
+                commands::password::verify(&password, commands::password::dummy_hash());
+                return None;
+            }
+            hashes.into_iter().find(|(_, h)| commands::password::verify(&password, h)).map(|(c, _)| c)
+        })
+        .await
+        .map_err(|e| ApiError::internal("login", &e))?;
+        let Some(staff) = found else { return Err(ApiError::InvalidCredentials.into()) };
+        let role = domain::staff::Role::parse(&staff.role).ok_or(ApiError::Internal)?;
+        let store_name = s.read.store_name(staff.store_id).await.map_err(ApiError::from)?;
+        Ok(LoginPayload {
+            token: Some(s.tokens.issue(staff.user_id, staff.store_id, role)),
+            viewer: Some(ViewerObject {
+                user_id: ID(staff.user_id.to_string()),
+                store_id: ID(staff.store_id.to_string()),
+                store_name,
+                role: role.into(),
+            }),
+            errors: vec![],
+        })
+    }
+
+    async fn acquire_item(
+        &self,
+        ctx: &Context<'_>,
+        input: AcquireItemInput,
+    ) -> async_graphql::Result<InventoryItemPayload> {
+        let v = require(ctx, Permission::ManageInventory)?;
+        let mut errors = Vec::new();
+        let asking = input.asking_price.parse("askingPrice").map_err(|e| errors.push(UserError::from(&e))).ok();
+        let cost = match &input.cost {
+            None => None,
+            Some(c) => match c.parse("cost") {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    errors.push((&e).into());
+                    None
+                }
+            },
+        };
+        let Some(asking_price) = asking.filter(|_| errors.is_empty()) else {
+            return Ok(InventoryItemPayload { errors, ..Default::default() });
+        };
+        let item_id = ItemId::new_v7();
+        let cmd = ItemCommand::Acquire(AcquireItem {
+            item_id,
+            store_id: StoreId::from_uuid(v.store_id),
+            category: input.category.into(),
+            brand: input.brand,
+            model: input.model,
+            reference_number: input.reference_number,
+            serial_number: input.serial_number,
+            cost,
+            asking_price,
+            source: input.acquisition.source.into(),
+            attributes: input.attributes.unwrap_or_default().into_iter().map(|a| (a.key, a.value)).collect(),
+            acquired_at: input.acquisition.acquired_at.unwrap_or_else(Utc::now),
+        });
+        let cctx = command_context(ctx, v, None);
+        match run::<domain::inventory::InventoryItem>(ctx, &cctx, &item_id.stream_id(), &cmd).await? {
+            Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
+            Ok(position) => item_payload(ctx, v, item_id, position).await,
+        }
+    }
+
+    async fn change_item_price(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangeItemPriceInput,
+    ) -> async_graphql::Result<InventoryItemPayload> {
+        let v = require(ctx, Permission::ChangePrices)?;
+        let Ok(item_id) = Uuid::parse_str(input.item_id.as_str()).map(ItemId::from_uuid) else {
+            return Ok(InventoryItemPayload { errors: vec![UserError::invalid_id("itemId")], ..Default::default() });
+        };
+        let asking_price = match input.asking_price.parse("askingPrice") {
+            Ok(m) => m,
+            Err(e) => return Ok(InventoryItemPayload { errors: vec![(&e).into()], ..Default::default() }),
+        };
+        let cmd = ItemCommand::ChangePrice(ChangeItemPrice { asking_price, reason: input.reason.clone() });
+        let cctx = command_context(ctx, v, input.reason);
+        match run::<domain::inventory::InventoryItem>(ctx, &cctx, &item_id.stream_id(), &cmd).await? {
+            Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
+            Ok(position) => item_payload(ctx, v, item_id, position).await,
+        }
+    }
+
+    async fn create_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCustomerInput,
+    ) -> async_graphql::Result<CustomerPayload> {
+        let v = require(ctx, Permission::ManageCustomers)?;
+        let customer_id = CustomerId::new_v7();
+        let cmd = CustomerCommand::Register(RegisterCustomer {
+            customer_id,
+            store_id: StoreId::from_uuid(v.store_id),
+            name: input.name,
+            email: input.email,
+            phone: input.phone,
+            notes: input.notes,
+            tags: input.tags.unwrap_or_default(),
+        });
+        let cctx = command_context(ctx, v, None);
+        match run::<domain::customer::Customer>(ctx, &cctx, &customer_id.stream_id(), &cmd).await? {
+            Err(errors) => Ok(CustomerPayload { errors, ..Default::default() }),
+            Ok(position) => customer_payload(ctx, v, customer_id, position).await,
+        }
+    }
+
+    async fn update_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateCustomerInput,
+    ) -> async_graphql::Result<CustomerPayload> {
+        let v = require(ctx, Permission::ManageCustomers)?;
+        let Ok(customer_id) = Uuid::parse_str(input.customer_id.as_str()).map(CustomerId::from_uuid) else {
+            return Ok(CustomerPayload { errors: vec![UserError::invalid_id("customerId")], ..Default::default() });
+        };
+        let cmd = CustomerCommand::Update(UpdateCustomer {
+            name: input.name,
+            email: input.email,
+            phone: input.phone,
+            notes: input.notes,
+            tags: input.tags,
+        });
+        let cctx = command_context(ctx, v, None);
+        match run::<domain::customer::Customer>(ctx, &cctx, &customer_id.stream_id(), &cmd).await? {
+            Err(errors) => Ok(CustomerPayload { errors, ..Default::default() }),
+            Ok(position) => customer_payload(ctx, v, customer_id, position).await,
+        }
+    }
+}
+
+async fn item_payload(
+    ctx: &Context<'_>,
+    v: &Viewer,
+    id: ItemId,
+    position: Option<Position>,
+) -> async_graphql::Result<InventoryItemPayload> {
+    let item = if settled(ctx, position).await? {
+        state(ctx).read.item(v.store_id, id.as_uuid()).await.map_err(ApiError::from)?.map(InventoryItem)
+    } else {
+        None
+    };
+    Ok(InventoryItemPayload { item, position: position.map(|p| p.to_string()), errors: vec![] })
+}
+
+async fn customer_payload(
+    ctx: &Context<'_>,
+    v: &Viewer,
+    id: CustomerId,
+    position: Option<Position>,
+) -> async_graphql::Result<CustomerPayload> {
+    let customer = if settled(ctx, position).await? {
+        state(ctx).read.customer(v.store_id, id.as_uuid()).await.map_err(ApiError::from)?.map(Customer)
+    } else {
+        None
+    };
+    Ok(CustomerPayload { customer, position: position.map(|p| p.to_string()), errors: vec![] })
+}
