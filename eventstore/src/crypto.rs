@@ -190,6 +190,18 @@ fn walk(value: &mut Value, path: &mut String, f: &mut dyn FnMut(&str, &mut Value
     }
 }
 
+/// Visits every marker object without changing anything (no copy of the payload).
+fn visit(value: &Value, f: &mut dyn FnMut(&Value) -> Result<()>) -> Result<()> {
+    match value {
+        Value::Object(map) if map.len() == 1 && (map.contains_key(PII_MARKER) || map.contains_key(ENC_MARKER)) => {
+            f(value)
+        }
+        Value::Object(map) => map.values().try_for_each(|v| visit(v, f)),
+        Value::Array(items) => items.iter().try_for_each(|v| visit(v, f)),
+        _ => Ok(()),
+    }
+}
+
 fn marker_body<'v>(value: &'v Value, key: &str) -> Option<&'v Map<String, Value>> {
     value.as_object()?.get(key)?.as_object()
 }
@@ -197,8 +209,7 @@ fn marker_body<'v>(value: &'v Value, key: &str) -> Option<&'v Map<String, Value>
 /// The key classes of clear personal-data markers in a payload (what sealing will need).
 pub fn classes_to_seal(payload: &Value) -> Result<BTreeSet<KeyClass>> {
     let mut out = BTreeSet::new();
-    let mut p = payload.clone();
-    walk(&mut p, &mut String::new(), &mut |_, node| {
+    visit(payload, &mut |node| {
         if let Some(body) = marker_body(node, PII_MARKER) {
             if body.get("value").is_some() {
                 out.insert(parse_class(body)?);
@@ -253,8 +264,7 @@ pub fn seal(
 /// The (subject, class) pairs whose keys are needed to open a payload.
 pub fn keys_to_open(payload: &Value) -> Result<BTreeSet<(Uuid, KeyClass)>> {
     let mut out = BTreeSet::new();
-    let mut p = payload.clone();
-    walk(&mut p, &mut String::new(), &mut |_, node| {
+    visit(payload, &mut |node| {
         if let Some(body) = marker_body(node, ENC_MARKER) {
             out.insert((parse_subject(body)?, parse_class(body)?));
         }

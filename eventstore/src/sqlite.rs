@@ -19,7 +19,7 @@ use domain::KeyClass;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -161,7 +161,7 @@ impl Backend for SqliteBackend {
             None => (0, GENESIS.to_vec()),
         };
         let recorded_at = now_micros();
-        let mut position = 0i64;
+        let mut rows = Vec::with_capacity(events.len());
         for e in &events {
             let hash = event_hash(&HashInput {
                 prev_hash: &prev,
@@ -175,34 +175,45 @@ impl Backend for SqliteBackend {
                 metadata: &e.metadata,
                 recorded_at,
             });
-            position = sqlx::query_scalar(
-                "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING position",
-            )
-            .bind(stream_id)
-            .bind(version as i64)
-            .bind(e.event_id)
-            .bind(e.store_id)
-            .bind(&e.event_type)
-            .bind(e.schema_version as i64)
-            .bind(&e.payload)
-            .bind(&e.metadata)
-            .bind(micros(recorded_at))
-            .bind(&prev)
-            .bind(hash.as_slice())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|err| {
+            rows.push((e, version, std::mem::replace(&mut prev, hash.to_vec()), hash));
+            version += 1;
+        }
+        // One multi-row INSERT per chunk: a statement per event costs a round trip to SQLite's
+        // worker thread each (measured: 10x slower for 100-event batches). 11 binds per row
+        // stays far below SQLite's 32766-variable limit at 500 rows.
+        let mut position = 0i64;
+        for chunk in rows.chunks(500) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) ",
+            );
+            qb.push_values(chunk, |mut b, (e, version, prev, hash)| {
+                b.push_bind(stream_id)
+                    .push_bind(*version as i64)
+                    .push_bind(e.event_id)
+                    .push_bind(e.store_id)
+                    .push_bind(&e.event_type)
+                    .push_bind(e.schema_version as i64)
+                    .push_bind(&e.payload)
+                    .push_bind(&e.metadata)
+                    .push_bind(micros(recorded_at))
+                    .push_bind(prev.as_slice())
+                    .push_bind(hash.as_slice());
+            });
+            qb.push(" RETURNING position");
+            let positions: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *tx).await.map_err(|err| {
                 if is_duplicate_event(&err) {
                     StoreError::DuplicateEvent
                 } else if is_version_conflict(&err) {
-                    StoreError::Conflict { stream_id: stream_id.into(), expected: expected.to_string(), actual: "changed".into() }
+                    StoreError::Conflict {
+                        stream_id: stream_id.into(),
+                        expected: expected.to_string(),
+                        actual: "changed".into(),
+                    }
                 } else {
                     err.into()
                 }
             })?;
-            prev = hash.to_vec();
-            version += 1;
+            position = position.max(positions.into_iter().max().unwrap_or(0));
         }
         tx.commit().await?;
         self.notify();
