@@ -338,6 +338,21 @@ contract!(
     appends_wake_subscribers,
 );
 
+/// SQLite only: WAL mode, and `secure_delete` so destroyed key bytes are overwritten in place
+/// rather than left in free pages — on every connection, writer and readers alike.
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_secure_delete_on_every_connection() {
+    let tdb = TestDatabase::sqlite();
+    let (db, _) = open(&tdb).await;
+    let Database::Sqlite(b) = &db else { unreachable!() };
+    for pool in [b.writer(), b.reader()] {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
+        assert_eq!(mode, "wal");
+        let secure: i64 = sqlx::query_scalar("PRAGMA secure_delete").fetch_one(pool).await.unwrap();
+        assert_eq!(secure, 1);
+    }
+}
+
 /// PostgreSQL only: positions are allocated before commit, so a transaction that took an
 /// earlier position can commit after a later one. A reader between the two commits must not
 /// move past the late event.
