@@ -5,6 +5,14 @@
 use crate::crypto::KeyRecord;
 use crate::error::{Result, StoreError};
 use crate::types::{AppendResult, ExpectedVersion, Position, SealedEvent, StoredEvent};
+
+/// Events for one stream within an atomic multi-stream append.
+#[derive(Debug, Clone)]
+pub struct StreamBatch {
+    pub stream_id: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<SealedEvent>,
+}
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::KeyClass;
@@ -13,13 +21,21 @@ use uuid::Uuid;
 
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
+    /// Appends to several streams in one transaction: all or nothing. Each stream's version
+    /// must match its `expected`, so a decision spanning aggregates (a sale and its items) is
+    /// committed only if none of them changed since it was read. Results are in input order.
+    async fn append_streams(&self, batches: Vec<StreamBatch>) -> Result<Vec<AppendResult>>;
+
     /// Appends a batch atomically to one stream if its version matches `expected`.
     async fn append(
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
         events: Vec<SealedEvent>,
-    ) -> Result<AppendResult>;
+    ) -> Result<AppendResult> {
+        let batch = StreamBatch { stream_id: stream_id.to_owned(), expected, events };
+        Ok(self.append_streams(vec![batch]).await?.remove(0))
+    }
 
     /// Events of one stream with version >= `from_version`, in version order.
     async fn read_stream(&self, stream_id: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>>;
@@ -85,6 +101,19 @@ pub(crate) fn parse_class(s: &str) -> Result<KeyClass> {
 pub(crate) fn is_version_conflict(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_key")
         || (db.is_unique_violation() && db.message().contains("stream_id")))
+}
+
+/// Checks a multi-stream append before touching the database.
+pub(crate) fn validate_batches(batches: &[StreamBatch]) -> Result<()> {
+    if batches.is_empty() || batches.iter().any(|b| b.events.is_empty()) {
+        return Err(StoreError::Invalid("cannot append an empty batch".into()));
+    }
+    let mut ids: Vec<&str> = batches.iter().map(|b| b.stream_id.as_str()).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(StoreError::Invalid("a stream appears twice in one append".into()));
+    }
+    Ok(())
 }
 
 pub(crate) fn is_duplicate_event(e: &sqlx::Error) -> bool {

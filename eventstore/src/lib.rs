@@ -134,6 +134,23 @@ impl EventStore {
         self.backend.append(stream_id, expected, sealed).await
     }
 
+    /// Appends to several streams atomically (see [`backend::Backend::append_streams`]).
+    #[tracing::instrument(skip_all, fields(streams = batches.len()), err)]
+    pub async fn append_streams(
+        &self,
+        batches: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
+    ) -> Result<Vec<AppendResult>> {
+        let mut sealed = Vec::with_capacity(batches.len());
+        for (stream_id, expected, events) in batches {
+            let mut out = Vec::with_capacity(events.len());
+            for e in events {
+                out.push(self.seal(&stream_id, e).await?);
+            }
+            sealed.push(backend::StreamBatch { stream_id, expected, events: out });
+        }
+        self.backend.append_streams(sealed).await
+    }
+
     /// Encrypts an event's personal data and serialises it to its stored form.
     pub async fn seal(&self, stream_id: &str, e: NewEvent) -> Result<SealedEvent> {
         let mut payload = e.payload;

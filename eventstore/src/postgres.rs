@@ -15,12 +15,14 @@
 //!
 //! Wake-ups: `pg_notify` inside the append transaction (delivered on commit) and a LISTEN task.
 
-use crate::backend::{check_expected, is_duplicate_event, is_version_conflict, parse_class, Backend};
+use crate::backend::{
+    check_expected, is_duplicate_event, is_version_conflict, parse_class, validate_batches, Backend, StreamBatch,
+};
 use crate::chain::{event_hash, HashInput, GENESIS};
 use crate::crypto::KeyRecord;
 use crate::error::{Result, StoreError};
 use crate::migrate;
-use crate::types::{now_micros, AppendResult, ExpectedVersion, Position, SealedEvent, StoredEvent};
+use crate::types::{now_micros, AppendResult, ExpectedVersion, Position, StoredEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::KeyClass;
@@ -84,14 +86,21 @@ fn row_to_key(r: &PgRow) -> Result<KeyRecord> {
 /// An append whose transaction is still open. Tests use it to commit out of order.
 pub struct PendingAppend {
     tx: Transaction<'static, Postgres>,
-    pub result: AppendResult,
+    /// One result per stream, in input order.
+    pub results: Vec<AppendResult>,
 }
 
 impl PendingAppend {
-    pub async fn commit(self) -> Result<AppendResult> {
+    pub async fn commit(self) -> Result<Vec<AppendResult>> {
         self.tx.commit().await?;
-        Ok(self.result)
+        Ok(self.results)
     }
+}
+
+/// Deadlocks and serialisation failures between concurrent multi-stream appends mean "someone
+/// else changed one of these streams": a conflict, retried by the caller on fresh state.
+fn is_concurrency_failure(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01") | Some("40001")))
 }
 
 impl PostgresBackend {
@@ -171,104 +180,112 @@ impl PostgresBackend {
         self.wake.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    /// Writes the batch in an open transaction; `commit` makes it visible.
-    pub async fn append_uncommitted(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<SealedEvent>,
-    ) -> Result<PendingAppend> {
-        if events.is_empty() {
-            return Err(StoreError::Invalid("cannot append an empty batch".into()));
-        }
+    /// Writes the batches in an open transaction; `commit` makes them visible.
+    pub async fn append_uncommitted(&self, batches: Vec<StreamBatch>) -> Result<PendingAppend> {
+        validate_batches(&batches)?;
         let mut tx = self.pool.begin().await?;
-        let last: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1")
-                .bind(stream_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        check_expected(stream_id, expected, last.as_ref().map(|(v, _)| *v as u64))?;
-        let (mut version, mut prev) = match last {
-            Some((v, h)) => (v as u64 + 1, h),
-            None => (0, GENESIS.to_vec()),
-        };
-        let recorded_at = now_micros();
-        let n = events.len();
-        let (mut versions, mut prevs, mut hashes) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for e in &events {
-            let hash = event_hash(&HashInput {
-                prev_hash: &prev,
-                stream_id,
-                version,
-                event_id: e.event_id,
-                store_id: e.store_id,
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                payload: &e.payload,
-                metadata: &e.metadata,
-                recorded_at,
-            });
-            versions.push(version as i64);
-            prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
-            hashes.push(hash.to_vec());
-            version += 1;
+        // Lock streams in one global order so concurrent multi-stream appends rarely deadlock.
+        let mut order: Vec<usize> = (0..batches.len()).collect();
+        order.sort_by(|a, b| batches[*a].stream_id.cmp(&batches[*b].stream_id));
+        let mut results = vec![AppendResult { version: 0, position: Position::START }; batches.len()];
+        for i in order {
+            results[i] = insert_stream(&mut tx, &batches[i]).await?;
         }
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash)
-             SELECT $1, u.* FROM UNNEST($2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bytea[], $11::bytea[]) AS u
-             RETURNING position, tx_id::text::bigint",
-        )
-        .bind(stream_id)
-        .bind(&versions)
-        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.store_id).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.schema_version as i32).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<_>>())
-        .bind(vec![recorded_at; n])
-        .bind(&prevs)
-        .bind(&hashes)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|err| {
-            if is_duplicate_event(&err) {
-                StoreError::DuplicateEvent
-            } else if is_version_conflict(&err) {
-                StoreError::Conflict { stream_id: stream_id.into(), expected: expected.to_string(), actual: "changed concurrently".into() }
-            } else {
-                err.into()
-            }
-        })?;
         sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await?;
-        let position = rows
-            .iter()
-            .map(|(seq, commit)| Position { commit: *commit, seq: *seq })
-            .max()
-            .expect("a non-empty batch returns rows");
-        Ok(PendingAppend { tx, result: AppendResult { version: version - 1, position } })
+        Ok(PendingAppend { tx, results })
     }
+}
+
+/// Checks one stream's version and inserts its events, inside the caller's transaction.
+async fn insert_stream(tx: &mut Transaction<'static, Postgres>, batch: &StreamBatch) -> Result<AppendResult> {
+    let (stream_id, expected, events) = (batch.stream_id.as_str(), batch.expected, &batch.events);
+    let last: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1")
+            .bind(stream_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    check_expected(stream_id, expected, last.as_ref().map(|(v, _)| *v as u64))?;
+    let (mut version, mut prev) = match last {
+        Some((v, h)) => (v as u64 + 1, h),
+        None => (0, GENESIS.to_vec()),
+    };
+    let recorded_at = now_micros();
+    let n = events.len();
+    let (mut versions, mut prevs, mut hashes) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for e in events {
+        let hash = event_hash(&HashInput {
+            prev_hash: &prev,
+            stream_id,
+            version,
+            event_id: e.event_id,
+            store_id: e.store_id,
+            event_type: &e.event_type,
+            schema_version: e.schema_version,
+            payload: &e.payload,
+            metadata: &e.metadata,
+            recorded_at,
+        });
+        versions.push(version as i64);
+        prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
+        hashes.push(hash.to_vec());
+        version += 1;
+    }
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash)
+         SELECT $1, u.* FROM UNNEST($2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bytea[], $11::bytea[]) AS u
+         RETURNING position, tx_id::text::bigint",
+    )
+    .bind(stream_id)
+    .bind(&versions)
+    .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.store_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.schema_version as i32).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<_>>())
+    .bind(vec![recorded_at; n])
+    .bind(&prevs)
+    .bind(&hashes)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(|err| {
+        if is_duplicate_event(&err) {
+            StoreError::DuplicateEvent
+        } else if is_version_conflict(&err) || is_concurrency_failure(&err) {
+            StoreError::Conflict { stream_id: stream_id.into(), expected: expected.to_string(), actual: "changed concurrently".into() }
+        } else {
+            err.into()
+        }
+    })?;
+    let position = rows
+        .iter()
+        .map(|(seq, commit)| Position { commit: *commit, seq: *seq })
+        .max()
+        .expect("a non-empty batch returns rows");
+    Ok(AppendResult { version: version - 1, position })
 }
 
 #[async_trait]
 impl Backend for PostgresBackend {
-    #[tracing::instrument(skip_all, fields(stream_id = %stream_id, events = events.len()), err)]
-    async fn append(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<SealedEvent>,
-    ) -> Result<AppendResult> {
-        // With `Any`, a concurrent writer taking our version is not a conflict: try again.
+    #[tracing::instrument(skip_all, fields(streams = batches.len()), err)]
+    async fn append_streams(&self, batches: Vec<StreamBatch>) -> Result<Vec<AppendResult>> {
+        // With `Any` everywhere, a concurrent writer taking our version is not a conflict: retry.
+        let all_any = batches.iter().all(|b| b.expected == ExpectedVersion::Any);
         let mut attempt = 0;
         loop {
-            let r = match self.append_uncommitted(stream_id, expected, events.clone()).await {
-                Ok(pending) => pending.commit().await,
+            let r = match self.append_uncommitted(batches.clone()).await {
+                Ok(pending) => pending.commit().await.map_err(|e| match e {
+                    StoreError::Database(ref db) if is_concurrency_failure(db) => StoreError::Conflict {
+                        stream_id: "(several)".into(),
+                        expected: "unchanged".into(),
+                        actual: "changed concurrently".into(),
+                    },
+                    other => other,
+                }),
                 Err(e) => Err(e),
             };
             match r {
-                Err(StoreError::Conflict { .. }) if expected == ExpectedVersion::Any && attempt < 10 => attempt += 1,
+                Err(StoreError::Conflict { .. }) if all_any && attempt < 10 => attempt += 1,
                 Ok(r) => {
                     self.notify();
                     return Ok(r);

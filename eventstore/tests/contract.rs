@@ -3,6 +3,7 @@
 
 use domain::pii::Pii;
 use domain::KeyClass;
+use eventstore::backend::StreamBatch;
 use eventstore::testing::TestDatabase;
 use eventstore::{
     Database, EventStore, ExpectedVersion, MasterKey, Metadata, NewEvent, Position, StoreError, Upcaster, Upcasters,
@@ -97,6 +98,67 @@ async fn a_failing_batch_leaves_nothing_behind(tdb: &TestDatabase) {
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     // The stream still accepts the next version afterwards.
     store.append("s-1", ExpectedVersion::Exact(0), vec![event("A", json!({"n": 1}))]).await.unwrap();
+}
+
+async fn a_multi_stream_append_is_all_or_nothing(tdb: &TestDatabase) {
+    let (_db, store) = open(tdb).await;
+    store.append("item-1", ExpectedVersion::NoStream, vec![event("Acquired", json!({}))]).await.unwrap();
+    // The item moved on since it was read (expected 5, is 0): nothing of the batch is written.
+    let err = store
+        .append_streams(vec![
+            ("sale-1".into(), ExpectedVersion::NoStream, vec![event("SaleConfirmed", json!({}))]),
+            ("item-1".into(), ExpectedVersion::Exact(5), vec![event("ItemSold", json!({}))]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(store.read_stream("sale-1", 0).await.unwrap().is_empty());
+    assert_eq!(store.read_stream("item-1", 0).await.unwrap().len(), 1);
+    let results = store
+        .append_streams(vec![
+            ("sale-1".into(), ExpectedVersion::NoStream, vec![event("SaleConfirmed", json!({}))]),
+            ("item-1".into(), ExpectedVersion::Exact(0), vec![event("ItemSold", json!({}))]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((results[0].version, results[1].version), (0, 1), "results in input order");
+    let err = store
+        .append_streams(vec![
+            ("x".into(), ExpectedVersion::Any, vec![event("A", json!({}))]),
+            ("x".into(), ExpectedVersion::Any, vec![event("A", json!({}))]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "a stream twice in one append: {err:?}");
+}
+
+async fn concurrent_claims_on_one_stream_version_let_exactly_one_win(tdb: &TestDatabase) {
+    let (_db, store) = open(tdb).await;
+    store.append("item-1", ExpectedVersion::NoStream, vec![event("Acquired", json!({}))]).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append_streams(vec![
+                        (format!("sale-{i}"), ExpectedVersion::NoStream, vec![event("SaleConfirmed", json!({}))]),
+                        ("item-1".into(), ExpectedVersion::Exact(0), vec![event("ItemSold", json!({"sale": i}))]),
+                    ])
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(store.read_stream("item-1", 0).await.unwrap().len(), 2);
+    assert!(store.verify().await.unwrap().broken.is_none());
 }
 
 async fn concurrent_writers_are_read_exactly_once_in_one_order(tdb: &TestDatabase) {
@@ -330,6 +392,8 @@ macro_rules! contract {
 
 contract!(
     expected_version_mismatch_is_a_typed_conflict,
+    a_multi_stream_append_is_all_or_nothing,
+    concurrent_claims_on_one_stream_version_let_exactly_one_win,
     a_failing_batch_leaves_nothing_behind,
     concurrent_writers_are_read_exactly_once_in_one_order,
     altering_any_stored_byte_is_reported_at_that_position,
@@ -367,14 +431,22 @@ async fn postgres_a_late_committing_transaction_is_never_skipped() {
     };
     // A starts first and takes the lower position, B takes the next one and commits first.
     let a = pg
-        .append_uncommitted("stream-a", ExpectedVersion::NoStream, vec![sealed(event("A", json!({}))).await])
+        .append_uncommitted(vec![StreamBatch {
+            stream_id: "stream-a".into(),
+            expected: ExpectedVersion::NoStream,
+            events: vec![sealed(event("A", json!({}))).await],
+        }])
         .await
         .unwrap();
     let b = pg
-        .append_uncommitted("stream-b", ExpectedVersion::NoStream, vec![sealed(event("B", json!({}))).await])
+        .append_uncommitted(vec![StreamBatch {
+            stream_id: "stream-b".into(),
+            expected: ExpectedVersion::NoStream,
+            events: vec![sealed(event("B", json!({}))).await],
+        }])
         .await
         .unwrap();
-    assert!(a.result.position.seq < b.result.position.seq);
+    assert!(a.results[0].position.seq < b.results[0].position.seq);
     b.commit().await.unwrap();
 
     let mut seen = Vec::new();
