@@ -70,6 +70,14 @@ pub async fn seed(state: &AppState) -> Result<bool> {
             source,
             attributes: Default::default(),
             acquired_at: chrono::Utc::now(),
+            floor_price: None,
+            counterparty: None,
+            consignor_payout: (source == AcquisitionSource::Consignment)
+                .then_some(domain::inventory::ConsignorPayout::Percentage { basis_points: 8000 }),
+            condition: Some(domain::inventory::ConditionGrade::Excellent),
+            watch: None,
+            handbag: None,
+            notes: None,
         });
         execute::<InventoryItem>(&state.store, &ctx, &item_id.stream_id(), &cmd).await?;
     }

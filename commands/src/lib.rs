@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod password;
+pub mod sales;
 pub mod stores;
 
 use domain::aggregate::{decode, encode, Aggregate};
@@ -118,22 +119,7 @@ pub async fn execute<A: Aggregate>(
         if events.is_empty() {
             return Ok(Outcome { state, events, position: None });
         }
-        let metadata = ctx.metadata();
-        let new_events = events
-            .iter()
-            .map(|e| {
-                let enc = encode(e);
-                NewEvent {
-                    event_id: Uuid::now_v7(),
-                    store_id: ctx.store_id.as_uuid(),
-                    event_type: enc.event_type,
-                    schema_version: enc.schema_version,
-                    payload: enc.payload,
-                    metadata: metadata.clone(),
-                    data_subject: enc.data_subject,
-                }
-            })
-            .collect();
+        let new_events = to_new_events(ctx, &events);
         match store.append(stream_id, expected, new_events).await {
             Ok(r) => {
                 let state = events.iter().fold(state, A::evolve);
@@ -148,6 +134,83 @@ pub async fn execute<A: Aggregate>(
         }
     }
     Err(CommandError::Contention { stream_id: stream_id.to_owned() })
+}
+
+/// Domain events as events to append, with the command's metadata.
+pub fn to_new_events<E: domain::DomainEvent>(ctx: &CommandContext, events: &[E]) -> Vec<NewEvent> {
+    let metadata = ctx.metadata();
+    events
+        .iter()
+        .map(|e| {
+            let enc = encode(e);
+            NewEvent {
+                event_id: Uuid::now_v7(),
+                store_id: ctx.store_id.as_uuid(),
+                event_type: enc.event_type,
+                schema_version: enc.schema_version,
+                payload: enc.payload,
+                metadata: metadata.clone(),
+                data_subject: enc.data_subject,
+            }
+        })
+        .collect()
+}
+
+/// A decision spanning several aggregates, appended atomically: each stream is loaded, decided
+/// on, and appended with the version it was loaded at.
+pub struct MultiDecision<'a> {
+    store: &'a EventStore,
+    ctx: &'a CommandContext,
+    batches: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
+}
+
+impl<'a> MultiDecision<'a> {
+    pub fn new(store: &'a EventStore, ctx: &'a CommandContext) -> Self {
+        Self { store, ctx, batches: Vec::new() }
+    }
+
+    /// Loads `stream_id`, decides each command in turn on the evolving state, and stages the
+    /// events. Returns the resulting state.
+    pub async fn decide<A: Aggregate>(&mut self, stream_id: &str, commands: &[A::Command]) -> Result<A, CommandError> {
+        let (mut state, _, expected) = load::<A>(self.store, self.ctx.store_id, stream_id).await?;
+        let mut all = Vec::new();
+        for command in commands {
+            let events = state.decide(command)?;
+            state = events.iter().fold(state, A::evolve);
+            all.extend(events);
+        }
+        if !all.is_empty() {
+            self.batches.push((stream_id.to_owned(), expected, to_new_events(self.ctx, &all)));
+        }
+        Ok(state)
+    }
+
+    /// Appends everything staged in one transaction.
+    pub async fn commit(self) -> Result<Option<Position>, StoreError> {
+        if self.batches.is_empty() {
+            return Ok(None);
+        }
+        let results = self.store.append_streams(self.batches).await?;
+        Ok(results.iter().map(|r| r.position).max())
+    }
+}
+
+/// Retries a multi-aggregate decision on conflict: `attempt` must load everything afresh.
+pub async fn with_retries<T, F, Fut>(stream_hint: &str, mut attempt: F) -> Result<T, CommandError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CommandError>>,
+{
+    for n in 0..MAX_ATTEMPTS {
+        match attempt().await {
+            Err(CommandError::Store(StoreError::Conflict { .. })) => backoff(n).await,
+            Err(CommandError::Store(StoreError::SubjectErased)) => {
+                return Err(DomainError::Erased { kind: "data subject" }.into())
+            }
+            other => return other,
+        }
+    }
+    Err(CommandError::Contention { stream_id: stream_hint.to_owned() })
 }
 
 /// A short, growing, jittered pause between retries so contending writers spread out.

@@ -22,6 +22,13 @@ pub enum DomainError {
     /// Two amounts in different currencies were combined.
     #[error("{field}: currency {found} does not match {expected}")]
     CurrencyMismatch { field: &'static str, expected: String, found: String },
+    /// The item is reserved for (or out on memo to) another customer.
+    #[error("{kind} is reserved for another customer")]
+    ReservedForAnother { kind: &'static str },
+    /// A payment or refund would break the sale's money rules (refund above what was paid,
+    /// payment above the balance).
+    #[error("{field}: {reason}")]
+    Amount { field: &'static str, reason: String },
     /// The data subject was erased; their personal data can no longer be changed.
     #[error("{kind} has been erased")]
     Erased { kind: &'static str },
@@ -41,13 +48,17 @@ impl DomainError {
             Self::IllegalTransition { .. } => "ILLEGAL_TRANSITION",
             Self::CurrencyMismatch { .. } => "CURRENCY_MISMATCH",
             Self::Erased { .. } => "ERASED",
+            Self::ReservedForAnother { .. } => "RESERVED_FOR_ANOTHER_CUSTOMER",
+            Self::Amount { .. } => "AMOUNT_NOT_ALLOWED",
         }
     }
 
     /// The input field the error is about, if any (`UserError.field`).
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            Self::Invalid { field, .. } | Self::CurrencyMismatch { field, .. } => Some(field),
+            Self::Invalid { field, .. } | Self::CurrencyMismatch { field, .. } | Self::Amount { field, .. } => {
+                Some(field)
+            }
             _ => None,
         }
     }

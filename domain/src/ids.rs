@@ -70,6 +70,23 @@ typed_id!(
     "customer"
 );
 
+typed_id!(
+    /// A sale (and its invoice, once confirmed).
+    SaleId,
+    "sale"
+);
+
+/// The stream holding a store's invoice numbers: its version + 1 is the next number, so
+/// numbers are gap-free and never reused.
+pub fn invoice_stream(store: StoreId) -> String {
+    format!("invoices-{store}")
+}
+
+/// The stream holding a customer's consent ledger.
+pub fn consent_stream(customer: CustomerId) -> String {
+    format!("consent-{customer}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

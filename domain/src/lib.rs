@@ -8,18 +8,20 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod consent;
 pub mod customer;
 pub mod error;
 pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod pii;
+pub mod sale;
 pub mod staff;
 pub mod store;
 pub mod values;
 
 pub use aggregate::{Aggregate, DomainEvent};
 pub use error::DomainError;
-pub use ids::{CustomerId, ItemId, StoreId, UserId};
+pub use ids::{CustomerId, ItemId, SaleId, StoreId, UserId};
 pub use money::{Currency, Money};
 pub use pii::{KeyClass, Pii};

@@ -25,18 +25,21 @@ pub enum Kind {
     Directory,
     /// Inventory items.
     Inventory,
-    /// Customers.
+    /// Customers (with lifetime value from sales).
     Customers,
+    /// Sales, payments and invoice numbers.
+    Sales,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Directory, Kind::Inventory, Kind::Customers];
+    pub const ALL: [Kind; 4] = [Kind::Directory, Kind::Inventory, Kind::Customers, Kind::Sales];
 
     pub fn name(&self) -> &'static str {
         match self {
             Self::Directory => "directory",
             Self::Inventory => "inventory",
             Self::Customers => "customers",
+            Self::Sales => "sales",
         }
     }
 
@@ -49,6 +52,7 @@ impl Kind {
             Self::Directory => &["rm_stores", "rm_staff"],
             Self::Inventory => &["rm_inventory_items"],
             Self::Customers => &["rm_customers"],
+            Self::Sales => &["rm_sales"],
         }
     }
 }
@@ -136,6 +140,12 @@ impl ReadDb {
     }
     pub async fn customers(&self, q: &ListQuery<CustomerFilter, CustomerSortField>) -> Result<Page<CustomerRow>> {
         with_reader!(self, m, pool => m::customers(pool, q).await)
+    }
+    pub async fn sale(&self, store_id: Uuid, id: Uuid) -> Result<Option<SaleRow>> {
+        with_reader!(self, m, pool => m::sale(pool, store_id, id).await)
+    }
+    pub async fn sales(&self, q: &ListQuery<SaleFilter, ()>) -> Result<Page<SaleRow>> {
+        with_reader!(self, m, pool => m::sales(pool, q).await)
     }
     pub async fn staff_by_email(&self, email: &str) -> Result<Vec<StaffRow>> {
         with_reader!(self, m, pool => m::staff_by_email(pool, email).await)

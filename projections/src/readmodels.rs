@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use domain::aggregate::decode;
 use domain::customer::{ContactField, CustomerEvent};
 use domain::inventory::ItemEvent;
+use domain::sale::{payment_status, status_after_refund, SaleEvent, SaleStatus};
 use domain::staff::StaffEvent;
 use domain::store::StoreEvent;
 use domain::{Currency, Money, Pii};
@@ -47,9 +48,23 @@ fn stream_kind(stream_id: &str) -> &str {
     stream_id.split_once('-').map_or(stream_id, |(k, _)| k)
 }
 
-pub(crate) const ITEM_COLS: &str = "item_id, store_id, status, category, brand, model, reference_number, serial_number, cost_minor, asking_minor, currency, source, attributes, acquired_at, created_seq, updated_at, version";
+pub(crate) const ITEM_COLS: &str = "item_id, store_id, status, category, brand, model, reference_number, serial_number, cost_minor, asking_minor, currency, source, attributes, acquired_at, created_seq, updated_at, version, floor_minor, condition, details, notes, held_for, sold_in";
 pub(crate) const CUSTOMER_COLS: &str =
     "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version";
+pub(crate) const CUSTOMER_READ_COLS: &str = "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version, ltv_currency, ltv_minor, order_count, last_purchase_at";
+pub(crate) const SALE_COLS: &str = "sale_id, store_id, customer_id, status, invoice_number, currency, total_minor, paid_minor, refunded_minor, lines, trade_ins, payments, created_seq, updated_at, version";
+
+/// Merges `patch` into a JSON object (non-null keys in `patch` win).
+pub fn merge(mut base: serde_json::Value, patch: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(p)) = (base.as_object_mut(), patch) {
+        for (k, v) in p {
+            if !v.is_null() {
+                b.insert(k, v);
+            }
+        }
+    }
+    base
+}
 
 macro_rules! read_models {
     ($module:ident, $db:ty) => {
@@ -163,10 +178,21 @@ macro_rules! read_models {
                             source,
                             attributes,
                             acquired_at,
+                            floor_price,
+                            counterparty,
+                            consignor_payout,
+                            condition,
+                            watch,
+                            handbag,
+                            notes,
                         } => {
+                            let details = serde_json::json!({
+                                "watch": watch, "handbag": handbag, "consignorPayout": consignor_payout,
+                                "counterparty": counterparty,
+                            });
                             sqlx::query(&format!(
                                 "INSERT INTO rm_inventory_items ({ITEM_COLS})
-                                 VALUES ($1, $2, 'IN_STOCK', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1)"
+                                 VALUES ($1, $2, 'IN_STOCK', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $17, $18, $19, NULL, NULL)"
                             ))
                             .bind(item_id.as_uuid())
                             .bind(store_id.as_uuid())
@@ -183,21 +209,109 @@ macro_rules! read_models {
                             .bind(micros(acquired_at))
                             .bind(seq)
                             .bind(at)
+                            .bind(floor_price.map(|f| f.minor))
+                            .bind(condition.as_ref().map(enum_str))
+                            .bind(details.to_string())
+                            .bind(notes)
                             .execute(&mut **tx)
                             .await?;
                         }
-                        ItemEvent::ItemPriceChanged { item_id, asking_price, .. } => {
+                        ItemEvent::ItemPriceChanged { item_id, asking_price, floor_price, .. } => {
                             sqlx::query(
-                                "UPDATE rm_inventory_items SET asking_minor = $1, updated_at = $2, version = version + 1
+                                "UPDATE rm_inventory_items SET asking_minor = $1, floor_minor = COALESCE($2, floor_minor)
                                  WHERE item_id = $3",
                             )
                             .bind(asking_price.minor)
-                            .bind(at)
+                            .bind(floor_price.map(|f| f.minor))
                             .bind(item_id.as_uuid())
                             .execute(&mut **tx)
                             .await?;
+                            touch_item(tx, item_id.as_uuid(), at).await?;
+                        }
+                        ItemEvent::ItemDetailsUpdated { item_id, condition, authentication, notes, photos, watch, handbag } => {
+                            let id = item_id.as_uuid();
+                            let current: Option<String> =
+                                sqlx::query_scalar("SELECT details FROM rm_inventory_items WHERE item_id = $1")
+                                    .bind(id)
+                                    .fetch_optional(&mut **tx)
+                                    .await?;
+                            let current = current.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_else(|| serde_json::json!({}));
+                            let details = merge(
+                                current,
+                                serde_json::json!({"authentication": authentication, "photos": photos, "watch": watch, "handbag": handbag}),
+                            );
+                            sqlx::query(
+                                "UPDATE rm_inventory_items SET details = $1, condition = COALESCE($2, condition),
+                                 notes = CASE WHEN $3 THEN NULLIF($4, '') ELSE notes END WHERE item_id = $5",
+                            )
+                            .bind(details.to_string())
+                            .bind(condition.as_ref().map(enum_str))
+                            .bind(notes.is_some())
+                            .bind(notes.clone().unwrap_or_default())
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await?;
+                            touch_item(tx, id, at).await?;
+                        }
+                        other => {
+                            // Every other item event is a status transition.
+                            let status = other.new_status().map(|s| s.as_str()).unwrap_or("IN_STOCK");
+                            let (held_for, sold_in) = match &other {
+                                ItemEvent::ItemReserved { customer_id, .. } | ItemEvent::ItemSentOnMemo { customer_id, .. } => {
+                                    (Some(customer_id.as_uuid()), None)
+                                }
+                                ItemEvent::ItemSold { sale_id, .. } => (None, Some(sale_id.as_uuid())),
+                                _ => (None, None),
+                            };
+                            let id = match &other {
+                                ItemEvent::ItemReserved { item_id, .. }
+                                | ItemEvent::ItemReservationReleased { item_id }
+                                | ItemEvent::ItemSentOnMemo { item_id, .. }
+                                | ItemEvent::ItemReturnedFromMemo { item_id }
+                                | ItemEvent::ItemSentToService { item_id, .. }
+                                | ItemEvent::ItemReturnedFromService { item_id }
+                                | ItemEvent::ItemReturnedToConsignor { item_id }
+                                | ItemEvent::ItemArchived { item_id }
+                                | ItemEvent::ItemSold { item_id, .. }
+                                | ItemEvent::ItemReturned { item_id, .. }
+                                | ItemEvent::ItemRestocked { item_id }
+                                | ItemEvent::ItemAcquired { item_id, .. }
+                                | ItemEvent::ItemPriceChanged { item_id, .. }
+                                | ItemEvent::ItemDetailsUpdated { item_id, .. } => item_id.as_uuid(),
+                            };
+                            sqlx::query("UPDATE rm_inventory_items SET status = $1, held_for = $2, sold_in = $3 WHERE item_id = $4")
+                                .bind(status)
+                                .bind(held_for)
+                                .bind(sold_in)
+                                .bind(id)
+                                .execute(&mut **tx)
+                                .await?;
+                            touch_item(tx, id, at).await?;
                         }
                     },
+                    (Kind::Sales, "sale") => apply_sale(tx, e, decode::<SaleEvent>(&e.event_type, &e.payload).map_err(corrupt)?).await?,
+                    (Kind::Customers, "sale") => {
+                        // Lifetime value: confirmed sales count, cancelled or returned ones no longer do.
+                        let (customer, total, sign) = match decode::<SaleEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
+                            SaleEvent::SaleConfirmed { customer_id: Some(c), total, .. } => (c, total, 1),
+                            SaleEvent::SaleCancelled { customer_id: Some(c), total, voided_invoice: Some(_), .. }
+                            | SaleEvent::SaleReturned { customer_id: Some(c), total, .. } => (c, total, -1),
+                            _ => return Ok(()),
+                        };
+                        sqlx::query(
+                            "UPDATE rm_customers SET ltv_currency = COALESCE(ltv_currency, $1), ltv_minor = ltv_minor + $2,
+                             order_count = order_count + $3,
+                             last_purchase_at = CASE WHEN $3 > 0 THEN $4 ELSE last_purchase_at END
+                             WHERE customer_id = $5",
+                        )
+                        .bind(total.currency.code().to_owned())
+                        .bind(sign * total.minor)
+                        .bind(sign)
+                        .bind(at)
+                        .bind(customer.as_uuid())
+                        .execute(&mut **tx)
+                        .await?;
+                    }
                     (Kind::Customers, "customer") => {
                         match decode::<CustomerEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
                             CustomerEvent::CustomerRegistered { customer_id, store_id, name, email, phone, notes, tags } => {
@@ -276,6 +390,163 @@ macro_rules! read_models {
                 Ok(())
             }
 
+            async fn touch_item(tx: &mut Tx<'_>, id: Uuid, at: i64) -> Result<()> {
+                sqlx::query("UPDATE rm_inventory_items SET updated_at = $1, version = version + 1 WHERE item_id = $2")
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn apply_sale(tx: &mut Tx<'_>, e: &RecordedEvent, event: SaleEvent) -> Result<()> {
+                let at = micros(e.recorded_at);
+                if let SaleEvent::SaleDrafted { sale_id, store_id, customer_id, lines, trade_ins, total, .. } = &event {
+                    sqlx::query(&format!(
+                        "INSERT INTO rm_sales ({SALE_COLS}) VALUES ($1, $2, $3, 'DRAFT', NULL, $4, $5, 0, 0, $6, $7, '[]', $8, $9, 1)"
+                    ))
+                    .bind(sale_id.as_uuid())
+                    .bind(store_id.as_uuid())
+                    .bind(customer_id.map(|c| c.as_uuid()))
+                    .bind(total.currency.code().to_owned())
+                    .bind(total.minor)
+                    .bind(serde_json::to_string(lines).expect("lines serialise"))
+                    .bind(serde_json::to_string(trade_ins).expect("trade-ins serialise"))
+                    .bind(e.position.seq)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await?;
+                    return Ok(());
+                }
+                let sale_id = match &event {
+                    SaleEvent::SaleDrafted { sale_id, .. }
+                    | SaleEvent::SaleConfirmed { sale_id, .. }
+                    | SaleEvent::PaymentRecorded { sale_id, .. }
+                    | SaleEvent::PaymentRefunded { sale_id, .. }
+                    | SaleEvent::SaleFulfilled { sale_id }
+                    | SaleEvent::SaleCancelled { sale_id, .. }
+                    | SaleEvent::SaleReturned { sale_id, .. } => sale_id.as_uuid(),
+                };
+                let row = sqlx::query("SELECT status, total_minor, paid_minor, refunded_minor, payments FROM rm_sales WHERE sale_id = $1")
+                    .bind(sale_id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| ProjectionError::Corrupt { position: e.position, reason: "sale event before its draft".into() })?;
+                let status: String = row.try_get("status")?;
+                let status: SaleStatus = serde_json::from_value(serde_json::Value::String(status))
+                    .map_err(|_| ProjectionError::Invalid("stored sale status".into()))?;
+                let (total, mut paid, mut refunded): (i64, i64, i64) =
+                    (row.try_get("total_minor")?, row.try_get("paid_minor")?, row.try_get("refunded_minor")?);
+                let mut payments: Vec<serde_json::Value> =
+                    serde_json::from_str(&row.try_get::<String, _>("payments")?).unwrap_or_default();
+                let mut invoice: Option<i64> = None;
+                let new_status = match &event {
+                    SaleEvent::SaleDrafted { .. } => status,
+                    SaleEvent::SaleConfirmed { invoice_number, .. } => {
+                        invoice = Some(*invoice_number as i64);
+                        payment_status(total, paid - refunded)
+                    }
+                    SaleEvent::PaymentRecorded { payment_id, amount, method, kind, provider_reference, .. } => {
+                        paid += amount.minor;
+                        payments.push(serde_json::json!({
+                            "id": payment_id, "kind": enum_str(kind), "method": enum_str(method),
+                            "amount": amount, "providerReference": provider_reference, "at": e.recorded_at,
+                        }));
+                        if status == SaleStatus::Draft { status } else { payment_status(total, paid - refunded) }
+                    }
+                    SaleEvent::PaymentRefunded { refund_id, amount, reason, .. } => {
+                        refunded += amount.minor;
+                        payments.push(serde_json::json!({
+                            "id": refund_id, "kind": "REFUND", "method": null, "amount": amount,
+                            "reason": reason, "at": e.recorded_at,
+                        }));
+                        status_after_refund(status, total, paid - refunded)
+                    }
+                    SaleEvent::SaleFulfilled { .. } => SaleStatus::Fulfilled,
+                    SaleEvent::SaleCancelled { .. } => SaleStatus::Cancelled,
+                    SaleEvent::SaleReturned { .. } => SaleStatus::Returned,
+                };
+                sqlx::query(
+                    "UPDATE rm_sales SET status = $1, invoice_number = COALESCE($2, invoice_number), paid_minor = $3,
+                     refunded_minor = $4, payments = $5, updated_at = $6, version = version + 1 WHERE sale_id = $7",
+                )
+                .bind(new_status.as_str())
+                .bind(invoice)
+                .bind(paid)
+                .bind(refunded)
+                .bind(serde_json::Value::Array(payments).to_string())
+                .bind(at)
+                .bind(sale_id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            fn sale_row(r: &R) -> Result<SaleRow> {
+                let currency = currency(r.try_get("currency")?)?;
+                let json = |col: &str| -> Result<serde_json::Value> {
+                    Ok(serde_json::from_str(&r.try_get::<String, _>(col)?).unwrap_or(serde_json::Value::Null))
+                };
+                Ok(SaleRow {
+                    id: r.try_get("sale_id")?,
+                    store_id: r.try_get("store_id")?,
+                    customer_id: r.try_get("customer_id")?,
+                    status: r.try_get("status")?,
+                    invoice_number: r.try_get("invoice_number")?,
+                    total: Money::from_minor(r.try_get("total_minor")?, currency),
+                    paid: Money::from_minor(r.try_get("paid_minor")?, currency),
+                    refunded: Money::from_minor(r.try_get("refunded_minor")?, currency),
+                    lines: json("lines")?,
+                    trade_ins: json("trade_ins")?,
+                    payments: json("payments")?,
+                    created_seq: r.try_get("created_seq")?,
+                    updated_at: from_micros(r.try_get("updated_at")?),
+                    version: r.try_get("version")?,
+                })
+            }
+
+            pub async fn sale(pool: &Pool, store_id: Uuid, id: Uuid) -> Result<Option<SaleRow>> {
+                let row = sqlx::query(&format!("SELECT {SALE_COLS} FROM rm_sales WHERE store_id = $1 AND sale_id = $2"))
+                    .bind(store_id)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(sale_row).transpose()
+            }
+
+            fn sale_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<SaleFilter, ()>) {
+                qb.push(" WHERE store_id = ").push_bind(q.store_id);
+                if let Some(s) = &q.filter.status {
+                    qb.push(" AND status = ").push_bind(s.clone());
+                }
+                if let Some(c) = q.filter.customer_id {
+                    qb.push(" AND customer_id = ").push_bind(c);
+                }
+            }
+
+            pub async fn sales(pool: &Pool, q: &ListQuery<SaleFilter, ()>) -> Result<Page<SaleRow>> {
+                let dir = if q.descending { "DESC" } else { "ASC" };
+                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {SALE_COLS} FROM rm_sales"));
+                sale_filter(&mut qb, q);
+                push_cursor(&mut qb, "created_seq", "sale_id", q.descending, &q.after);
+                qb.push(format!(" ORDER BY created_seq {dir}, sale_id {dir} LIMIT ")).push_bind(q.first as i64 + 1);
+                let rows = qb.build().fetch_all(pool).await?;
+                let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM rm_sales");
+                sale_filter(&mut count, q);
+                let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+                let has_next = rows.len() > q.first;
+                let rows = rows
+                    .iter()
+                    .take(q.first)
+                    .map(|r| {
+                        let row = sale_row(r)?;
+                        let cursor = Cursor { value: CursorValue::Int(row.created_seq), id: row.id };
+                        Ok((row, cursor))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page { rows, has_next, total })
+            }
+
             fn item_row(r: &R) -> Result<ItemRow> {
                 let currency = currency(r.try_get("currency")?)?;
                 let attributes: String = r.try_get("attributes")?;
@@ -296,6 +567,12 @@ macro_rules! read_models {
                     created_seq: r.try_get("created_seq")?,
                     updated_at: from_micros(r.try_get("updated_at")?),
                     version: r.try_get("version")?,
+                    floor_price: r.try_get::<Option<i64>, _>("floor_minor")?.map(|m| Money::from_minor(m, currency)),
+                    condition: r.try_get("condition")?,
+                    details: serde_json::from_str(&r.try_get::<String, _>("details")?).unwrap_or_default(),
+                    notes: r.try_get("notes")?,
+                    held_for: r.try_get("held_for")?,
+                    sold_in: r.try_get("sold_in")?,
                 })
             }
 
@@ -313,6 +590,12 @@ macro_rules! read_models {
                     created_seq: r.try_get("created_seq")?,
                     updated_at: from_micros(r.try_get("updated_at")?),
                     version: r.try_get("version")?,
+                    lifetime_value: match r.try_get::<Option<String>, _>("ltv_currency")? {
+                        Some(code) => Some(Money::from_minor(r.try_get("ltv_minor")?, currency(&code)?)),
+                        None => None,
+                    },
+                    order_count: r.try_get("order_count")?,
+                    last_purchase_at: r.try_get::<Option<i64>, _>("last_purchase_at")?.map(from_micros),
                 })
             }
 
@@ -327,7 +610,7 @@ macro_rules! read_models {
 
             pub async fn customer(pool: &Pool, store_id: Uuid, id: Uuid) -> Result<Option<CustomerRow>> {
                 let row =
-                    sqlx::query(&format!("SELECT {CUSTOMER_COLS} FROM rm_customers WHERE store_id = $1 AND customer_id = $2"))
+                    sqlx::query(&format!("SELECT {CUSTOMER_READ_COLS} FROM rm_customers WHERE store_id = $1 AND customer_id = $2"))
                         .bind(store_id)
                         .bind(id)
                         .fetch_optional(pool)
@@ -413,7 +696,7 @@ macro_rules! read_models {
                     CustomerSortField::Name => "COALESCE(name, '')",
                 };
                 let dir = if q.descending { "DESC" } else { "ASC" };
-                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {CUSTOMER_COLS} FROM rm_customers"));
+                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {CUSTOMER_READ_COLS} FROM rm_customers"));
                 customer_filter(&mut qb, q);
                 push_cursor(&mut qb, col, "customer_id", q.descending, &q.after);
                 qb.push(format!(" ORDER BY {col} {dir}, customer_id {dir} LIMIT ")).push_bind(q.first as i64 + 1);
@@ -463,8 +746,13 @@ macro_rules! read_models {
                         }
                     }
                     Kind::Customers => {
-                        for r in sqlx::query(&format!("SELECT {CUSTOMER_COLS} FROM rm_customers ORDER BY customer_id")).fetch_all(pool).await? {
+                        for r in sqlx::query(&format!("SELECT {CUSTOMER_READ_COLS} FROM rm_customers ORDER BY customer_id")).fetch_all(pool).await? {
                             out.push(format!("{:?}", customer_row(&r)?));
+                        }
+                    }
+                    Kind::Sales => {
+                        for r in sqlx::query(&format!("SELECT {SALE_COLS} FROM rm_sales ORDER BY sale_id")).fetch_all(pool).await? {
+                            out.push(format!("{:?}", sale_row(&r)?));
                         }
                     }
                     Kind::Directory => {

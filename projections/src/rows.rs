@@ -23,6 +23,37 @@ pub struct ItemRow {
     pub created_seq: i64,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub floor_price: Option<Money>,
+    pub condition: Option<String>,
+    /// Watch/handbag details, authentication, photos, consignor terms, counterparty (JSON).
+    pub details: serde_json::Value,
+    pub notes: Option<String>,
+    pub held_for: Option<Uuid>,
+    pub sold_in: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaleRow {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub status: String,
+    pub invoice_number: Option<i64>,
+    pub total: Money,
+    pub paid: Money,
+    pub refunded: Money,
+    pub lines: serde_json::Value,
+    pub trade_ins: serde_json::Value,
+    pub payments: serde_json::Value,
+    pub created_seq: i64,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SaleFilter {
+    pub status: Option<String>,
+    pub customer_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +70,10 @@ pub struct CustomerRow {
     pub created_seq: i64,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// Total of confirmed, not cancelled or returned, sales; `None` before the first.
+    pub lifetime_value: Option<Money>,
+    pub order_count: i64,
+    pub last_purchase_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

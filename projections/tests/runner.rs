@@ -40,6 +40,13 @@ async fn world(tdb: &TestDatabase) -> World {
             source: AcquisitionSource::Purchase,
             attributes: Default::default(),
             acquired_at: chrono::Utc::now(),
+            floor_price: None,
+            counterparty: None,
+            consignor_payout: None,
+            condition: None,
+            watch: None,
+            handbag: None,
+            notes: None,
         });
         head = head
             .max(execute::<InventoryItem>(&store, &ctx, &id.stream_id(), &acquire).await.unwrap().position.unwrap());
@@ -47,6 +54,7 @@ async fn world(tdb: &TestDatabase) -> World {
         for c in 0..changes {
             let cmd = ItemCommand::ChangePrice(ChangeItemPrice {
                 asking_price: usd(&format!("{}.00", 900 - c)),
+                floor_price: None,
                 reason: None,
             });
             head = head

@@ -9,7 +9,7 @@ use domain::customer::{ContactField, CustomerEvent};
 use domain::inventory::ItemEvent;
 use domain::{CustomerId, ItemId, Pii};
 use eventstore::{EventStore, RecordedEvent};
-use projections::readmodels::enum_str;
+use projections::readmodels::{enum_str, merge};
 use projections::rows::{CustomerRow, ItemRow};
 use uuid::Uuid;
 
@@ -52,6 +52,13 @@ pub async fn item_as_of(
                 source,
                 attributes,
                 acquired_at,
+                floor_price,
+                counterparty,
+                consignor_payout,
+                condition,
+                watch,
+                handbag,
+                notes,
             } => {
                 row = Some(ItemRow {
                     id: item_id.as_uuid(),
@@ -70,13 +77,53 @@ pub async fn item_as_of(
                     created_seq: e.position.seq,
                     updated_at: e.recorded_at,
                     version: 1,
+                    floor_price,
+                    condition: condition.as_ref().map(enum_str),
+                    details: serde_json::json!({
+                        "watch": watch, "handbag": handbag, "consignorPayout": consignor_payout, "counterparty": counterparty,
+                    }),
+                    notes,
+                    held_for: None,
+                    sold_in: None,
                 })
             }
-            ItemEvent::ItemPriceChanged { asking_price, .. } => {
-                if let Some(r) = row.as_mut() {
-                    r.asking_price = asking_price;
-                    r.updated_at = e.recorded_at;
-                    r.version += 1;
+            other => {
+                let Some(r) = row.as_mut() else { continue };
+                r.updated_at = e.recorded_at;
+                r.version += 1;
+                match other {
+                    ItemEvent::ItemPriceChanged { asking_price, floor_price, .. } => {
+                        r.asking_price = asking_price;
+                        r.floor_price = floor_price.or(r.floor_price);
+                    }
+                    ItemEvent::ItemDetailsUpdated {
+                        condition, authentication, notes, photos, watch, handbag, ..
+                    } => {
+                        if let Some(c) = condition {
+                            r.condition = Some(enum_str(&c));
+                        }
+                        if let Some(n) = notes {
+                            r.notes = Some(n).filter(|n| !n.is_empty());
+                        }
+                        r.details = merge(
+                            r.details.clone(),
+                            serde_json::json!({"authentication": authentication, "photos": photos, "watch": watch, "handbag": handbag}),
+                        );
+                    }
+                    status_change => {
+                        if let Some(status) = status_change.new_status() {
+                            r.status = status.as_str().to_owned();
+                        }
+                        r.held_for = match &status_change {
+                            ItemEvent::ItemReserved { customer_id, .. }
+                            | ItemEvent::ItemSentOnMemo { customer_id, .. } => Some(customer_id.as_uuid()),
+                            _ => None,
+                        };
+                        r.sold_in = match &status_change {
+                            ItemEvent::ItemSold { sale_id, .. } => Some(sale_id.as_uuid()),
+                            _ => None,
+                        };
+                    }
                 }
             }
         }
@@ -110,6 +157,10 @@ pub async fn customer_as_of(
                     created_seq: e.position.seq,
                     updated_at: e.recorded_at,
                     version: 1,
+                    // Lifetime value comes from sales, not from the customer's own history.
+                    lifetime_value: None,
+                    order_count: 0,
+                    last_purchase_at: None,
                 })
             }
             CustomerEvent::CustomerDetailsUpdated { name, email, phone, notes, tags, cleared, .. } => {

@@ -363,6 +363,13 @@ impl Mutation {
             source: input.acquisition.source.into(),
             attributes: input.attributes.unwrap_or_default().into_iter().map(|a| (a.key, a.value)).collect(),
             acquired_at: input.acquisition.acquired_at.unwrap_or_else(Utc::now),
+            floor_price: None,
+            counterparty: None,
+            consignor_payout: None,
+            condition: None,
+            watch: None,
+            handbag: None,
+            notes: None,
         });
         let cctx = command_context(ctx, v, None);
         match run::<domain::inventory::InventoryItem>(ctx, &cctx, &item_id.stream_id(), &cmd).await? {
@@ -384,7 +391,8 @@ impl Mutation {
             Ok(m) => m,
             Err(e) => return Ok(InventoryItemPayload { errors: vec![(&e).into()], ..Default::default() }),
         };
-        let cmd = ItemCommand::ChangePrice(ChangeItemPrice { asking_price, reason: input.reason.clone() });
+        let cmd =
+            ItemCommand::ChangePrice(ChangeItemPrice { asking_price, floor_price: None, reason: input.reason.clone() });
         let cctx = command_context(ctx, v, input.reason);
         match run::<domain::inventory::InventoryItem>(ctx, &cctx, &item_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),

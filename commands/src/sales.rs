@@ -1,0 +1,146 @@
+//! Sale workflows that span aggregates. Each runs as one [`MultiDecision`]: the sale, the
+//! store's invoice book and every item involved are loaded, decided on, and appended in one
+//! transaction with the versions they were loaded at. If any of them changed meanwhile (another
+//! sale took the item, another confirmation took the invoice number) the append conflicts and
+//! the whole decision is made again on fresh state — so an item is never sold twice and invoice
+//! numbers have no gaps.
+
+use crate::{execute, with_retries, CommandContext, CommandError, MultiDecision, Outcome};
+use domain::customer::Customer;
+use domain::ids::invoice_stream;
+use domain::inventory::{AcquireItem, AcquisitionSource, InventoryItem, ItemCommand};
+use domain::sale::{CreateSale, InvoiceBook, InvoiceCommand, Sale, SaleCommand, SaleState, SaleStatus};
+use domain::{Aggregate, DomainError, SaleId};
+use eventstore::{EventStore, Position};
+
+/// Drafts a sale after checking its customer exists in this store.
+pub async fn create_sale(
+    store: &EventStore,
+    ctx: &CommandContext,
+    cmd: CreateSale,
+) -> Result<Outcome<Sale>, CommandError> {
+    if let Some(customer) = cmd.customer_id {
+        let (c, _, _) = crate::load::<Customer>(store, ctx.store_id, &customer.stream_id()).await?;
+        if c.state.is_none() {
+            return Err(DomainError::invalid("customerId", "no such customer").into());
+        }
+    }
+    execute::<Sale>(store, ctx, &cmd.sale_id.stream_id(), &SaleCommand::Create(cmd)).await
+}
+
+fn open_sale(sale: &Sale) -> Result<&SaleState, CommandError> {
+    sale.state.as_ref().ok_or_else(|| DomainError::NotFound { kind: Sale::KIND }.into())
+}
+
+/// Confirms a draft: items become SOLD, trade-ins become inventory, the next invoice number is
+/// taken — all in one atomic append.
+#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err)]
+pub async fn confirm_sale(
+    store: &EventStore,
+    ctx: &CommandContext,
+    sale_id: SaleId,
+) -> Result<(SaleState, Position), CommandError> {
+    with_retries(&sale_id.stream_id(), || async {
+        let mut d = MultiDecision::new(store, ctx);
+        let (draft, _, _) = crate::load::<Sale>(store, ctx.store_id, &sale_id.stream_id()).await?;
+        let draft = open_sale(&draft)?.clone();
+        if draft.status != SaleStatus::Draft {
+            return Err(
+                DomainError::IllegalTransition { action: "confirm", state: draft.status.as_str().into() }.into()
+            );
+        }
+        let book: InvoiceBook = d.decide(&invoice_stream(ctx.store_id), &[InvoiceCommand::Assign { sale_id }]).await?;
+        let sale: Sale = d.decide(&sale_id.stream_id(), &[SaleCommand::Confirm { invoice_number: book.last }]).await?;
+        for line in &draft.lines {
+            d.decide::<InventoryItem>(
+                &line.item_id.stream_id(),
+                &[ItemCommand::MarkSold { sale_id, customer_id: draft.customer_id }],
+            )
+            .await?;
+        }
+        for t in &draft.trade_ins {
+            let acquire = ItemCommand::Acquire(AcquireItem {
+                item_id: t.item_id,
+                store_id: ctx.store_id,
+                category: t.category,
+                brand: t.brand.clone(),
+                model: t.model.clone(),
+                reference_number: None,
+                serial_number: t.serial_number.clone(),
+                cost: Some(t.credit),
+                // Priced at the credit until someone reprices it.
+                asking_price: t.credit,
+                source: AcquisitionSource::TradeIn,
+                attributes: Default::default(),
+                acquired_at: chrono::Utc::now(),
+                floor_price: None,
+                counterparty: draft.customer_id,
+                consignor_payout: None,
+                condition: None,
+                watch: None,
+                handbag: None,
+                notes: None,
+            });
+            d.decide::<InventoryItem>(&t.item_id.stream_id(), &[acquire]).await?;
+        }
+        let position = d.commit().await?.expect("confirmation always writes");
+        Ok((sale.state.expect("confirmed sale exists"), position))
+    })
+    .await
+}
+
+/// Cancels a sale. If it was confirmed, its invoice is voided (the number is never reused) and
+/// its items go back to stock, atomically.
+#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err)]
+pub async fn cancel_sale(
+    store: &EventStore,
+    ctx: &CommandContext,
+    sale_id: SaleId,
+    reason: Option<String>,
+) -> Result<(SaleState, Position), CommandError> {
+    with_retries(&sale_id.stream_id(), || async {
+        let mut d = MultiDecision::new(store, ctx);
+        let (before, _, _) = crate::load::<Sale>(store, ctx.store_id, &sale_id.stream_id()).await?;
+        let before = open_sale(&before)?.clone();
+        let sale: Sale = d.decide(&sale_id.stream_id(), &[SaleCommand::Cancel { reason: reason.clone() }]).await?;
+        if let Some(number) = before.invoice_number {
+            d.decide::<InvoiceBook>(
+                &invoice_stream(ctx.store_id),
+                &[InvoiceCommand::Void { number, sale_id, reason: reason.clone() }],
+            )
+            .await?;
+            for line in &before.lines {
+                d.decide::<InventoryItem>(
+                    &line.item_id.stream_id(),
+                    &[ItemCommand::MarkReturned { sale_id }, ItemCommand::Restock],
+                )
+                .await?;
+            }
+        }
+        let position = d.commit().await?.expect("cancellation always writes");
+        Ok((sale.state.expect("sale exists"), position))
+    })
+    .await
+}
+
+/// Takes a sale back: the sale is RETURNED (refund due) and its items RETURNED, to be inspected
+/// and restocked.
+#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err)]
+pub async fn return_sale(
+    store: &EventStore,
+    ctx: &CommandContext,
+    sale_id: SaleId,
+    reason: Option<String>,
+) -> Result<(SaleState, Position), CommandError> {
+    with_retries(&sale_id.stream_id(), || async {
+        let mut d = MultiDecision::new(store, ctx);
+        let sale: Sale = d.decide(&sale_id.stream_id(), &[SaleCommand::Return { reason: reason.clone() }]).await?;
+        let state = sale.state.expect("sale exists");
+        for line in &state.lines {
+            d.decide::<InventoryItem>(&line.item_id.stream_id(), &[ItemCommand::MarkReturned { sale_id }]).await?;
+        }
+        let position = d.commit().await?.expect("a return always writes");
+        Ok((state, position))
+    })
+    .await
+}

@@ -1,0 +1,195 @@
+//! Sale workflows against both backends: an item is never sold twice under concurrent
+//! confirmations, and invoice numbers are gap-free and never reused.
+
+use commands::sales::{cancel_sale, confirm_sale, create_sale};
+use commands::{execute, CommandContext, CommandError};
+use domain::aggregate::decode;
+use domain::inventory::{AcquireItem, AcquisitionSource, Category, InventoryItem, ItemCommand, ItemEvent, ItemStatus};
+use domain::sale::{CreateSale, InvoiceEvent, SaleLine, SaleStatus};
+use domain::{DomainError, ItemId, Money, SaleId, StoreId};
+use eventstore::testing::TestDatabase;
+use eventstore::{Database, EventStore, MasterKey, Upcasters};
+
+fn usd(s: &str) -> Money {
+    Money::parse("x", s, "USD").unwrap()
+}
+
+async fn setup(tdb: &TestDatabase) -> (EventStore, CommandContext) {
+    let db = Database::connect(&tdb.url).await.unwrap();
+    (
+        EventStore::new(&db, MasterKey::generate(), Upcasters::default()),
+        CommandContext::system(StoreId::new_v7(), "test"),
+    )
+}
+
+async fn acquire(store: &EventStore, ctx: &CommandContext) -> ItemId {
+    let id = ItemId::new_v7();
+    let cmd = ItemCommand::Acquire(AcquireItem {
+        item_id: id,
+        store_id: ctx.store_id,
+        category: Category::Watch,
+        brand: "Rolex".into(),
+        model: "GMT-Master II".into(),
+        reference_number: None,
+        serial_number: None,
+        cost: Some(usd("10000.00")),
+        asking_price: usd("15000.00"),
+        source: AcquisitionSource::Purchase,
+        attributes: Default::default(),
+        acquired_at: chrono::Utc::now(),
+        floor_price: None,
+        counterparty: None,
+        consignor_payout: None,
+        condition: None,
+        watch: None,
+        handbag: None,
+        notes: None,
+    });
+    execute::<InventoryItem>(store, ctx, &id.stream_id(), &cmd).await.unwrap();
+    id
+}
+
+async fn draft(store: &EventStore, ctx: &CommandContext, item: ItemId) -> SaleId {
+    let sale_id = SaleId::new_v7();
+    let cmd = CreateSale {
+        sale_id,
+        store_id: ctx.store_id,
+        customer_id: None,
+        salesperson: None,
+        lines: vec![SaleLine { item_id: item, price: usd("15000.00"), discount: None }],
+        trade_ins: vec![],
+        tax: None,
+        buyer_name: None,
+        buyer_address: None,
+    };
+    create_sale(store, ctx, cmd).await.unwrap();
+    sale_id
+}
+
+async fn one_item_is_never_sold_twice_under_concurrent_confirmations(tdb: &TestDatabase) {
+    let (store, ctx) = setup(tdb).await;
+    let item = acquire(&store, &ctx).await;
+    let mut sales = Vec::new();
+    for _ in 0..8 {
+        sales.push(draft(&store, &ctx, item).await);
+    }
+    let tasks: Vec<_> = sales
+        .iter()
+        .map(|sale| {
+            let (store, ctx, sale) = (store.clone(), ctx.clone(), *sale);
+            tokio::spawn(async move { confirm_sale(&store, &ctx, sale).await })
+        })
+        .collect();
+    let mut confirmed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok((state, _)) => {
+                assert_eq!(state.status, SaleStatus::Confirmed);
+                confirmed += 1;
+            }
+            Err(CommandError::Rejected(DomainError::IllegalTransition { .. })) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(confirmed, 1, "exactly one sale gets the item");
+    let events = store.read_stream(&item.stream_id(), 0).await.unwrap();
+    let sold = events.iter().filter(|e| e.event_type == "ItemSold").count();
+    assert_eq!(sold, 1);
+    let invoices = store.read_stream(&domain::ids::invoice_stream(ctx.store_id), 0).await.unwrap();
+    assert_eq!(invoices.len(), 1, "the losers took no invoice number");
+}
+
+async fn invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them(tdb: &TestDatabase) {
+    let (store, ctx) = setup(tdb).await;
+    let mut sales = Vec::new();
+    for _ in 0..10 {
+        let item = acquire(&store, &ctx).await;
+        sales.push((draft(&store, &ctx, item).await, item));
+    }
+    let tasks: Vec<_> = sales
+        .iter()
+        .map(|(sale, _)| {
+            let (store, ctx, sale) = (store.clone(), ctx.clone(), *sale);
+            tokio::spawn(async move { confirm_sale(&store, &ctx, sale).await.unwrap().0.invoice_number.unwrap() })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=10).collect::<Vec<u64>>());
+    // Cancelling a confirmed sale voids its number and restocks the item; the next sale gets 11.
+    let (cancelled, item) = sales[0];
+    let (state, _) = cancel_sale(&store, &ctx, cancelled, Some("customer changed mind".into())).await.unwrap();
+    assert_eq!(state.status, SaleStatus::Cancelled);
+    let (item_state, _, _) = commands::load::<InventoryItem>(&store, ctx.store_id, &item.stream_id()).await.unwrap();
+    assert_eq!(item_state.state.unwrap().status, ItemStatus::InStock);
+    let next = draft(&store, &ctx, item).await;
+    assert_eq!(confirm_sale(&store, &ctx, next).await.unwrap().0.invoice_number, Some(11));
+    let book = store.read_stream(&domain::ids::invoice_stream(ctx.store_id), 0).await.unwrap();
+    let voided: Vec<u64> = book
+        .iter()
+        .filter_map(|e| match decode::<InvoiceEvent>(&e.event_type, &e.payload).unwrap() {
+            InvoiceEvent::InvoiceVoided { number, .. } => Some(number),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(voided.len(), 1);
+    let events = store.read_stream(&item.stream_id(), 0).await.unwrap();
+    let kinds: Vec<_> =
+        events.iter().map(|e| decode::<ItemEvent>(&e.event_type, &e.payload).unwrap().new_status()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            Some(ItemStatus::InStock),
+            Some(ItemStatus::Sold),
+            Some(ItemStatus::Returned),
+            Some(ItemStatus::InStock),
+            Some(ItemStatus::Sold)
+        ]
+    );
+}
+
+async fn a_sale_of_a_reserved_item_for_someone_else_is_rejected_and_writes_nothing(tdb: &TestDatabase) {
+    let (store, ctx) = setup(tdb).await;
+    let item = acquire(&store, &ctx).await;
+    let someone = domain::CustomerId::new_v7();
+    execute::<InventoryItem>(
+        &store,
+        &ctx,
+        &item.stream_id(),
+        &ItemCommand::Reserve { customer_id: someone, until: None },
+    )
+    .await
+    .unwrap();
+    let sale = draft(&store, &ctx, item).await;
+    let err = confirm_sale(&store, &ctx, sale).await.unwrap_err();
+    assert!(matches!(err, CommandError::Rejected(DomainError::ReservedForAnother { .. })), "{err:?}");
+    assert!(store.read_stream(&domain::ids::invoice_stream(ctx.store_id), 0).await.unwrap().is_empty());
+    assert_eq!(store.read_stream(&sale.stream_id(), 0).await.unwrap().len(), 1, "still a draft");
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                super::$name(&eventstore::testing::TestDatabase::sqlite()).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(db) = eventstore::testing::TestDatabase::postgres().await else { return };
+                super::$name(&db).await
+            })*
+        }
+    };
+}
+
+contract!(
+    one_item_is_never_sold_twice_under_concurrent_confirmations,
+    invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them,
+    a_sale_of_a_reserved_item_for_someone_else_is_rejected_and_writes_nothing,
+);
