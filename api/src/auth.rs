@@ -64,12 +64,26 @@ impl TokenKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     ReadInventory,
+    /// Acquire, archive, restock, return to consignor, edit details.
     ManageInventory,
     ChangePrices,
-    /// See acquisition costs and internal notes.
+    /// Reserve and send on memo for a customer.
+    HoldItems,
+    /// Send to and take back from a service centre.
+    ServiceItems,
+    /// See acquisition costs, floor prices, consignor terms and internal notes.
     ViewCosts,
     ReadCustomers,
     ManageCustomers,
+    ReadSales,
+    /// Draft, confirm, take payments, fulfil, cancel unpaid sales.
+    ManageSales,
+    /// Refund money and take sales back.
+    Refund,
+    ReadConsent,
+    ManageConsent,
+    /// See consent evidence (IP address, user agent).
+    ReadConsentEvidence,
 }
 
 /// Least privilege, in one table.
@@ -79,12 +93,25 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     match role {
         Owner => true,
         Manager => true,
-        Sales => matches!(permission, ReadInventory | ReadCustomers | ManageCustomers),
-        Technician => matches!(permission, ReadInventory),
+        Sales => matches!(
+            permission,
+            ReadInventory
+                | HoldItems
+                | ReadCustomers
+                | ManageCustomers
+                | ReadSales
+                | ManageSales
+                | ReadConsent
+                | ManageConsent
+        ),
+        Technician => matches!(permission, ReadInventory | ServiceItems),
         // Auditors read everything, change nothing.
-        Auditor => matches!(permission, ReadInventory | ViewCosts | ReadCustomers),
-        // Compliance works with data subjects, not stock or prices.
-        Compliance => matches!(permission, ReadCustomers),
+        Auditor => matches!(
+            permission,
+            ReadInventory | ViewCosts | ReadCustomers | ReadSales | ReadConsent | ReadConsentEvidence
+        ),
+        // Compliance works with data subjects and their consent, not stock or prices.
+        Compliance => matches!(permission, ReadCustomers | ReadConsent | ManageConsent | ReadConsentEvidence),
     }
 }
 
@@ -125,5 +152,10 @@ mod tests {
         assert!(!allows(Role::Auditor, Permission::ManageInventory));
         assert!(allows(Role::Auditor, Permission::ViewCosts));
         assert!(!allows(Role::Compliance, Permission::ReadInventory));
+        assert!(allows(Role::Sales, Permission::ManageSales));
+        assert!(!allows(Role::Sales, Permission::Refund));
+        assert!(!allows(Role::Sales, Permission::ReadConsentEvidence));
+        assert!(allows(Role::Technician, Permission::ServiceItems));
+        assert!(!allows(Role::Technician, Permission::HoldItems));
     }
 }

@@ -54,6 +54,22 @@ pub(crate) const CUSTOMER_COLS: &str =
 pub(crate) const CUSTOMER_READ_COLS: &str = "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version, ltv_currency, ltv_minor, order_count, last_purchase_at";
 pub(crate) const SALE_COLS: &str = "sale_id, store_id, customer_id, status, invoice_number, currency, total_minor, paid_minor, refunded_minor, lines, trade_ins, payments, created_seq, updated_at, version";
 
+/// The payment record a sale shows for a payment or refund event (shared with history views).
+pub fn payment_json(event: &SaleEvent, at: DateTime<Utc>) -> Option<serde_json::Value> {
+    match event {
+        SaleEvent::PaymentRecorded { payment_id, amount, method, kind, provider_reference, .. } => {
+            Some(serde_json::json!({
+                "id": payment_id, "kind": enum_str(kind), "method": enum_str(method),
+                "amount": amount, "providerReference": provider_reference, "at": at,
+            }))
+        }
+        SaleEvent::PaymentRefunded { refund_id, amount, reason, .. } => Some(serde_json::json!({
+            "id": refund_id, "kind": "REFUND", "method": null, "amount": amount, "reason": reason, "at": at,
+        })),
+        _ => None,
+    }
+}
+
 /// Merges `patch` into a JSON object (non-null keys in `patch` win).
 pub fn merge(mut base: serde_json::Value, patch: serde_json::Value) -> serde_json::Value {
     if let (Some(b), serde_json::Value::Object(p)) = (base.as_object_mut(), patch) {
@@ -446,20 +462,14 @@ macro_rules! read_models {
                         invoice = Some(*invoice_number as i64);
                         payment_status(total, paid - refunded)
                     }
-                    SaleEvent::PaymentRecorded { payment_id, amount, method, kind, provider_reference, .. } => {
+                    SaleEvent::PaymentRecorded { amount, .. } => {
                         paid += amount.minor;
-                        payments.push(serde_json::json!({
-                            "id": payment_id, "kind": enum_str(kind), "method": enum_str(method),
-                            "amount": amount, "providerReference": provider_reference, "at": e.recorded_at,
-                        }));
+                        payments.extend(payment_json(&event, e.recorded_at));
                         if status == SaleStatus::Draft { status } else { payment_status(total, paid - refunded) }
                     }
-                    SaleEvent::PaymentRefunded { refund_id, amount, reason, .. } => {
+                    SaleEvent::PaymentRefunded { amount, .. } => {
                         refunded += amount.minor;
-                        payments.push(serde_json::json!({
-                            "id": refund_id, "kind": "REFUND", "method": null, "amount": amount,
-                            "reason": reason, "at": e.recorded_at,
-                        }));
+                        payments.extend(payment_json(&event, e.recorded_at));
                         status_after_refund(status, total, paid - refunded)
                     }
                     SaleEvent::SaleFulfilled { .. } => SaleStatus::Fulfilled,

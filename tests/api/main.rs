@@ -322,6 +322,295 @@ async fn customers_are_created_updated_and_filtered(app: TestApp) {
     assert_eq!(r["data"]["customer"], json!({"email": "casey@example.com", "phone": null, "version": 1}), "{r}");
 }
 
+async fn create_customer(app: &TestApp, token: &str, name: &str) -> String {
+    let r = app
+        .gql(Some(token), "mutation($n: String!) { createCustomer(input: {name: $n, email: \"x@example.com\"}) { customer { id } errors { code } } }", json!({"n": name}))
+        .await;
+    r["data"]["createCustomer"]["customer"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+}
+
+async fn acquire_item(app: &TestApp, token: &str, price: &str) -> String {
+    let r = app.gql(Some(token), ACQUIRE, acquire_input(price)).await;
+    r["data"]["acquireItem"]["item"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+}
+
+async fn item_status(app: &TestApp, token: &str, id: &str) -> String {
+    let r = app.gql(Some(token), "query($id: ID!) { inventoryItem(id: $id) { status } }", json!({"id": id})).await;
+    r["data"]["inventoryItem"]["status"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+}
+
+async fn an_item_moves_through_its_lifecycle_and_illegal_moves_are_rejected(app: TestApp) {
+    let owner = app.owner().await;
+    let tech = app.staff(Role::Technician).await;
+    let item = acquire_item(&app, &owner, "5000.00").await;
+    let customer = create_customer(&app, &owner, "Robin Reserve").await;
+    let step = |query: &'static str, token: String, vars: Value| {
+        let app = &app;
+        async move {
+            let r = app.gql(Some(&token), query, vars).await;
+            let payload =
+                r["data"].as_object().and_then(|d| d.values().next()).cloned().unwrap_or_else(|| panic!("{r}"));
+            (payload["item"]["status"].as_str().map(str::to_owned), payload["errors"].clone(), r)
+        }
+    };
+    let (s, _, r) = step("mutation($i: ID!, $c: ID!) { reserveItem(input: {itemId: $i, customerId: $c}) { item { status heldForCustomerId } errors { code } } }", owner.clone(), json!({"i": item, "c": customer})).await;
+    assert_eq!(s.as_deref(), Some("RESERVED"), "{r}");
+    assert_eq!(r["data"]["reserveItem"]["item"]["heldForCustomerId"], json!(customer));
+    let (_, errors, _) = step("mutation($i: ID!) { sendItemToService(input: {itemId: $i, provider: \"Service centre\"}) { item { status } errors { code } } }", tech.clone(), json!({"i": item})).await;
+    assert_eq!(errors[0]["code"], "ILLEGAL_TRANSITION", "reserved items do not go to service");
+    let (s, ..) = step(
+        "mutation($i: ID!) { releaseItemReservation(input: {itemId: $i}) { item { status } errors { code } } }",
+        owner.clone(),
+        json!({"i": item}),
+    )
+    .await;
+    assert_eq!(s.as_deref(), Some("IN_STOCK"));
+    let (s, ..) = step("mutation($i: ID!, $c: ID!) { sendItemOnMemo(input: {itemId: $i, customerId: $c, due: \"2030-01-01T00:00:00Z\"}) { item { status } errors { code } } }", owner.clone(), json!({"i": item, "c": customer})).await;
+    assert_eq!(s.as_deref(), Some("ON_MEMO"));
+    let (s, ..) = step(
+        "mutation($i: ID!) { returnItemFromMemo(input: {itemId: $i}) { item { status } errors { code } } }",
+        owner.clone(),
+        json!({"i": item}),
+    )
+    .await;
+    assert_eq!(s.as_deref(), Some("IN_STOCK"));
+    let (s, ..) = step("mutation($i: ID!) { sendItemToService(input: {itemId: $i, provider: \"Service centre\", reason: \"polish\"}) { item { status } errors { code } } }", tech.clone(), json!({"i": item})).await;
+    assert_eq!(s.as_deref(), Some("IN_SERVICE"));
+    let (s, ..) = step(
+        "mutation($i: ID!) { returnItemFromService(input: {itemId: $i}) { item { status } errors { code } } }",
+        tech.clone(),
+        json!({"i": item}),
+    )
+    .await;
+    assert_eq!(s.as_deref(), Some("IN_STOCK"));
+    let (_, errors, _) = step(
+        "mutation($i: ID!) { returnItemToConsignor(input: {itemId: $i}) { item { status } errors { code field } } }",
+        owner.clone(),
+        json!({"i": item}),
+    )
+    .await;
+    assert_eq!(errors[0]["code"], "INVALID", "only consignments go back to a consignor");
+    let (s, ..) = step("mutation($i: ID!) { updateItemDetails(input: {itemId: $i, condition: VERY_GOOD, notes: \"scratch on clasp\", authentication: {status: AUTHENTICATED, by: \"watchmaker\", certificate: \"C-9\"}, watch: {year: 2019, hasBox: true, hasPapers: false}}) { item { status } errors { code } } }", owner.clone(), json!({"i": item})).await;
+    assert_eq!(s.as_deref(), Some("IN_STOCK"));
+    let r = app.gql(Some(&owner), "query($i: ID!) { inventoryItem(id: $i) { condition notes authentication { status certificate } watch { year hasBox } version } }", json!({"i": item})).await;
+    assert_eq!(
+        r["data"]["inventoryItem"],
+        json!({"condition": "VERY_GOOD", "notes": "scratch on clasp", "authentication": {"status": "AUTHENTICATED", "certificate": "C-9"}, "watch": {"year": 2019, "hasBox": true}, "version": 8}),
+        "{r}"
+    );
+    let (s, ..) = step(
+        "mutation($i: ID!) { archiveItem(input: {itemId: $i}) { item { status } errors { code } } }",
+        owner.clone(),
+        json!({"i": item}),
+    )
+    .await;
+    assert_eq!(s.as_deref(), Some("ARCHIVED"));
+    let (_, errors, _) = step(
+        "mutation($i: ID!) { restockItem(input: {itemId: $i}) { item { status } errors { code } } }",
+        owner.clone(),
+        json!({"i": item}),
+    )
+    .await;
+    assert_eq!(errors[0]["code"], "ILLEGAL_TRANSITION");
+    // The technician may not reserve, the sales role may not archive.
+    let r = app
+        .gql(
+            Some(&tech),
+            "mutation($i: ID!, $c: ID!) { reserveItem(input: {itemId: $i, customerId: $c}) { errors { code } } }",
+            json!({"i": item, "c": customer}),
+        )
+        .await;
+    assert_eq!(code(&r), "FORBIDDEN");
+}
+
+const SALE_FIELDS: &str = "sale { id status invoiceNumber total { amount } amountPaid { amount } balanceDue { amount } lines { itemId item { status } } payments { kind amount { amount } } customer { name } } position errors { field code message }";
+
+async fn a_sale_is_drafted_confirmed_paid_refunded_and_fulfilled(app: TestApp) {
+    let owner = app.owner().await;
+    let customer = create_customer(&app, &owner, "Sam Sale").await;
+    let item = acquire_item(&app, &owner, "1000.00").await;
+    let r = app
+        .gql(Some(&owner), &format!("mutation($c: ID!, $i: ID!) {{ createSale(input: {{customerId: $c, lines: [{{itemId: $i, price: {{amount: \"1000.00\", currency: \"USD\"}}, discount: {{amount: \"100.00\", currency: \"USD\"}}}}], tax: {{amount: \"72.00\", currency: \"USD\"}}, tradeIns: [{{category: WATCH, brand: \"Seiko\", model: \"SKX007\", credit: {{amount: \"172.00\", currency: \"USD\"}}}}], buyerName: \"Sam Sale\", buyerAddress: \"1 Main St\"}}) {{ {SALE_FIELDS} }} }}"), json!({"c": customer, "i": item}))
+        .await;
+    let sale = &r["data"]["createSale"]["sale"];
+    assert_eq!(sale["status"], "DRAFT", "{r}");
+    assert_eq!(sale["total"]["amount"], "800.00", "1000 - 100 + 72 tax - 172 trade-in");
+    let id = sale["id"].as_str().unwrap().to_owned();
+    let pay = |amount: &'static str, kind: &'static str, key: Option<&'static str>| {
+        let (app, owner, id) = (&app, owner.clone(), id.clone());
+        async move {
+            app.gql(Some(&owner), &format!("mutation($s: ID!, $k: String) {{ recordPayment(input: {{saleId: $s, amount: {{amount: \"{amount}\", currency: \"USD\"}}, method: CARD, kind: {kind}, idempotencyKey: $k}}) {{ {SALE_FIELDS} }} }}"), json!({"s": id, "k": key})).await
+        }
+    };
+    let r = pay("100.00", "DEPOSIT", None).await;
+    assert_eq!(r["data"]["recordPayment"]["sale"]["status"], "DRAFT", "layaway deposit on a draft: {r}");
+    let r = app
+        .gql(
+            Some(&owner),
+            &format!("mutation($s: ID!) {{ confirmSale(input: {{saleId: $s}}) {{ {SALE_FIELDS} }} }}"),
+            json!({"s": id}),
+        )
+        .await;
+    let sale = &r["data"]["confirmSale"]["sale"];
+    assert_eq!(sale["status"], "PARTIALLY_PAID", "{r}");
+    assert_eq!(sale["invoiceNumber"], 1);
+    assert_eq!(sale["lines"][0]["item"]["status"], "SOLD");
+    assert_eq!(sale["customer"]["name"], "Sam Sale");
+    // The trade-in is now inventory, acquired as TRADE_IN at its credit.
+    let r = app.gql(Some(&owner), "{ inventoryItems(where: {brand: \"Seiko\"}) { edges { node { acquisitionSource cost { amount } status } } } }", json!({})).await;
+    assert_eq!(
+        r["data"]["inventoryItems"]["edges"][0]["node"],
+        json!({"acquisitionSource": "TRADE_IN", "cost": {"amount": "172.00"}, "status": "IN_STOCK"}),
+        "{r}"
+    );
+    // The same idempotency key twice records one payment.
+    let first = pay("300.00", "PAYMENT", Some("pay-1")).await;
+    let again = pay("300.00", "PAYMENT", Some("pay-1")).await;
+    assert_eq!(first["data"]["recordPayment"]["sale"]["amountPaid"]["amount"], "400.00", "{first}");
+    assert_eq!(again["data"]["recordPayment"]["sale"]["amountPaid"]["amount"], "400.00", "{again}");
+    assert_eq!(again["data"]["recordPayment"]["errors"], json!([]));
+    let r = pay("400.01", "PAYMENT", None).await;
+    assert_eq!(r["data"]["recordPayment"]["errors"][0]["code"], "AMOUNT_NOT_ALLOWED", "{r}");
+    let r = pay("400.00", "PAYMENT", None).await;
+    assert_eq!(r["data"]["recordPayment"]["sale"]["status"], "PAID");
+    assert_eq!(r["data"]["recordPayment"]["sale"]["balanceDue"]["amount"], "0.00");
+    let refund = |amount: &'static str| {
+        let (app, owner, id) = (&app, owner.clone(), id.clone());
+        async move {
+            app.gql(Some(&owner), &format!("mutation($s: ID!) {{ refundPayment(input: {{saleId: $s, amount: {{amount: \"{amount}\", currency: \"USD\"}}, reason: \"goodwill\"}}) {{ {SALE_FIELDS} }} }}"), json!({"s": id})).await
+        }
+    };
+    assert_eq!(refund("800.01").await["data"]["refundPayment"]["errors"][0]["code"], "AMOUNT_NOT_ALLOWED");
+    let r = refund("50.00").await;
+    assert_eq!(r["data"]["refundPayment"]["sale"]["status"], "PARTIALLY_PAID", "{r}");
+    pay("50.00", "PAYMENT", None).await;
+    let r = app
+        .gql(
+            Some(&owner),
+            &format!("mutation($s: ID!) {{ fulfilSale(input: {{saleId: $s}}) {{ {SALE_FIELDS} }} }}"),
+            json!({"s": id}),
+        )
+        .await;
+    assert_eq!(r["data"]["fulfilSale"]["sale"]["status"], "FULFILLED", "{r}");
+    // Lifetime value is derived from the confirmed sale.
+    let r = app
+        .gql(
+            Some(&owner),
+            "query($c: ID!) { customer(id: $c) { lifetimeValue { amount currency } orderCount } }",
+            json!({"c": customer}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["customer"],
+        json!({"lifetimeValue": {"amount": "800.00", "currency": "USD"}, "orderCount": 1}),
+        "{r}"
+    );
+    // The item cannot be sold again: a second sale of it is rejected on confirmation.
+    let r = app
+        .gql(Some(&owner), &format!("mutation($i: ID!) {{ createSale(input: {{lines: [{{itemId: $i, price: {{amount: \"900.00\", currency: \"USD\"}}}}]}}) {{ {SALE_FIELDS} }} }}"), json!({"i": item}))
+        .await;
+    let second = r["data"]["createSale"]["sale"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .gql(
+            Some(&owner),
+            &format!("mutation($s: ID!) {{ confirmSale(input: {{saleId: $s}}) {{ {SALE_FIELDS} }} }}"),
+            json!({"s": second}),
+        )
+        .await;
+    assert_eq!(r["data"]["confirmSale"]["errors"][0]["code"], "ILLEGAL_TRANSITION", "{r}");
+    // Mixing currencies in one sale is rejected.
+    let r = app
+        .gql(Some(&owner), &format!("mutation($i: ID!) {{ createSale(input: {{lines: [{{itemId: $i, price: {{amount: \"900.00\", currency: \"USD\"}}}}], tax: {{amount: \"1.00\", currency: \"EUR\"}}}}) {{ {SALE_FIELDS} }} }}"), json!({"i": item}))
+        .await;
+    assert_eq!(r["data"]["createSale"]["errors"][0]["code"], "CURRENCY_MISMATCH", "{r}");
+    // History: the sale as of a time before its confirmation was a draft.
+    let r = app.gql(Some(&owner), "query($s: ID!) { sales(where: {status: FULFILLED}) { totalCount } sale(id: $s, asOf: \"2999-01-01T00:00:00Z\") { status invoiceNumber } }", json!({"s": id})).await;
+    assert_eq!(r["data"]["sales"]["totalCount"], 1, "{r}");
+    assert_eq!(r["data"]["sale"], json!({"status": "FULFILLED", "invoiceNumber": 1}));
+    // Buyer identity is legal-hold personal data: not in the log in plaintext.
+    let raw = raw_payloads(&app).await;
+    assert!(raw.iter().all(|p| !p.contains("1 Main St") && !p.contains("Sam Sale")), "buyer identity in plaintext");
+}
+
+async fn raw_payloads(app: &TestApp) -> Vec<String> {
+    match &app.state.db {
+        Database::Sqlite(b) => sqlx::query_scalar("SELECT payload FROM events").fetch_all(b.reader()).await.unwrap(),
+        Database::Postgres(b) => sqlx::query_scalar("SELECT payload FROM events").fetch_all(b.pool()).await.unwrap(),
+    }
+}
+
+async fn cancelling_a_confirmed_sale_voids_its_invoice_and_restocks_the_item(app: TestApp) {
+    let owner = app.owner().await;
+    let item = acquire_item(&app, &owner, "700.00").await;
+    let r = app
+        .gql(Some(&owner), &format!("mutation($i: ID!) {{ createSale(input: {{lines: [{{itemId: $i, price: {{amount: \"700.00\", currency: \"USD\"}}}}]}}) {{ {SALE_FIELDS} }} }}"), json!({"i": item}))
+        .await;
+    let id = r["data"]["createSale"]["sale"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .gql(
+            Some(&owner),
+            &format!("mutation($s: ID!) {{ confirmSale(input: {{saleId: $s}}) {{ {SALE_FIELDS} }} }}"),
+            json!({"s": id}),
+        )
+        .await;
+    assert_eq!(r["data"]["confirmSale"]["sale"]["invoiceNumber"], 1, "{r}");
+    assert_eq!(item_status(&app, &owner, &item).await, "SOLD");
+    let sales = app.staff(Role::Sales).await;
+    let r = app.gql(Some(&sales), &format!("mutation($s: ID!) {{ cancelSale(input: {{saleId: $s, reason: \"changed mind\"}}) {{ {SALE_FIELDS} }} }}"), json!({"s": id})).await;
+    assert_eq!(r["data"]["cancelSale"]["sale"]["status"], "CANCELLED", "{r}");
+    assert_eq!(item_status(&app, &owner, &item).await, "IN_STOCK");
+    let r = app
+        .gql(
+            Some(&sales),
+            "mutation($s: ID!) { returnSale(input: {saleId: $s}) { errors { code } } }",
+            json!({"s": id}),
+        )
+        .await;
+    assert_eq!(code(&r), "FORBIDDEN", "sales staff cannot take money back");
+}
+
+async fn consent_is_granted_withdrawn_and_answerable_as_of_an_instant(app: TestApp) {
+    let owner = app.owner().await;
+    let customer = create_customer(&app, &owner, "Casey Consent").await;
+    const GRANT: &str = "mutation($c: ID!, $at: DateTime) { grantConsent(input: {customerId: $c, purpose: MARKETING_EMAIL, channel: EMAIL, noticeVersion: \"2026-05-08\", method: WEB_FORM, evidence: {ip: \"198.51.100.77\", userAgent: \"Mozilla/5.0 (Evidence)\"}, effectiveAt: $at}) { ledger { current { purpose granted } } position errors { field code } } }";
+    const WITHDRAW: &str = "mutation($c: ID!, $at: DateTime) { withdrawConsent(input: {customerId: $c, purpose: MARKETING_EMAIL, channel: EMAIL, noticeVersion: \"2026-05-08\", method: IN_STORE, effectiveAt: $at}) { ledger { current { purpose granted } } errors { code } } }";
+    let r = app.gql(Some(&owner), GRANT, json!({"c": customer, "at": "2026-06-01T10:00:00Z"})).await;
+    assert_eq!(
+        r["data"]["grantConsent"]["ledger"]["current"],
+        json!([{"purpose": "MARKETING_EMAIL", "granted": true}]),
+        "{r}"
+    );
+    let r = app.gql(Some(&owner), WITHDRAW, json!({"c": customer, "at": "2026-07-01T10:00:00Z"})).await;
+    assert_eq!(
+        r["data"]["withdrawConsent"]["ledger"]["current"],
+        json!([{"purpose": "MARKETING_EMAIL", "granted": false}]),
+        "{r}"
+    );
+    const LEDGER: &str = "query($c: ID!, $at: DateTime) { consentLedger(customerId: $c, asOf: $at) { current { granted noticeVersion } changes { kind method evidence { ip userAgent erased } } } }";
+    let r = app.gql(Some(&owner), LEDGER, json!({"c": customer, "at": "2026-06-15T00:00:00Z"})).await;
+    let ledger = &r["data"]["consentLedger"];
+    assert_eq!(ledger["current"], json!([{"granted": true, "noticeVersion": "2026-05-08"}]), "{r}");
+    assert_eq!(ledger["changes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        ledger["changes"][0]["evidence"],
+        json!({"ip": "198.51.100.77", "userAgent": "Mozilla/5.0 (Evidence)", "erased": false})
+    );
+    let r = app.gql(Some(&owner), LEDGER, json!({"c": customer, "at": "2026-05-01T00:00:00Z"})).await;
+    assert_eq!(r["data"]["consentLedger"]["current"], json!([]), "nothing before the first grant");
+    // Sales staff see the ledger but not the evidence; compliance sees both.
+    let sales = app.staff(Role::Sales).await;
+    let r = app.gql(Some(&sales), LEDGER, json!({"c": customer})).await;
+    assert_eq!(r["data"]["consentLedger"]["changes"][0]["evidence"], Value::Null, "{r}");
+    let compliance = app.staff(Role::Compliance).await;
+    let r = app.gql(Some(&compliance), LEDGER, json!({"c": customer})).await;
+    assert_eq!(r["data"]["consentLedger"]["changes"][0]["evidence"]["ip"], "198.51.100.77", "{r}");
+    // Evidence never reaches the log in plaintext.
+    assert!(raw_payloads(&app).await.iter().all(|p| !p.contains("198.51.100.77") && !p.contains("(Evidence)")));
+    // Unknown customers get a typed error and nothing is written.
+    let r = app.gql(Some(&owner), GRANT, json!({"c": uuid::Uuid::now_v7().to_string(), "at": null})).await;
+    assert_eq!(r["data"]["grantConsent"]["errors"][0]["code"], "NOT_FOUND", "{r}");
+}
+
 macro_rules! api_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -350,6 +639,10 @@ api_tests!(
     roles_are_enforced_least_privilege,
     lists_paginate_with_keyset_cursors,
     customers_are_created_updated_and_filtered,
+    an_item_moves_through_its_lifecycle_and_illegal_moves_are_rejected,
+    a_sale_is_drafted_confirmed_paid_refunded_and_fulfilled,
+    cancelling_a_confirmed_sale_voids_its_invoice_and_restocks_the_item,
+    consent_is_granted_withdrawn_and_answerable_as_of_an_instant,
 );
 
 #[test]

@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use domain::aggregate::decode;
 use domain::customer::{ContactField, CustomerEvent};
 use domain::inventory::ItemEvent;
-use domain::{CustomerId, ItemId, Pii};
+use domain::sale::{Sale, SaleEvent};
+use domain::{Aggregate, CustomerId, ItemId, Money, Pii, SaleId};
 use eventstore::{EventStore, RecordedEvent};
-use projections::readmodels::{enum_str, merge};
-use projections::rows::{CustomerRow, ItemRow};
+use projections::readmodels::{enum_str, merge, payment_json};
+use projections::rows::{CustomerRow, ItemRow, SaleRow};
 use uuid::Uuid;
 
 async fn events_until(
@@ -191,4 +192,38 @@ pub async fn customer_as_of(
         }
     }
     Ok(row)
+}
+
+pub async fn sale_as_of(
+    store: &EventStore,
+    store_id: Uuid,
+    id: SaleId,
+    at: DateTime<Utc>,
+) -> ApiResult<Option<SaleRow>> {
+    let events = events_until(store, store_id, &id.stream_id(), at).await?;
+    let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(None) };
+    let (created_seq, updated_at, version) = (first.position.seq, last.recorded_at, events.len() as i64);
+    let mut sale = Sale::default();
+    let mut payments = Vec::new();
+    for e in &events {
+        let event = decode_or_internal::<SaleEvent>(e)?;
+        payments.extend(payment_json(&event, e.recorded_at));
+        sale = sale.evolve(&event);
+    }
+    Ok(sale.state.map(|s| SaleRow {
+        id: s.id.as_uuid(),
+        store_id: s.store_id.as_uuid(),
+        customer_id: s.customer_id.map(|c| c.as_uuid()),
+        status: s.status.as_str().to_owned(),
+        invoice_number: s.invoice_number.map(|n| n as i64),
+        total: s.total,
+        paid: Money::from_minor(s.paid, s.total.currency),
+        refunded: Money::from_minor(s.refunded, s.total.currency),
+        lines: serde_json::to_value(&s.lines).unwrap_or_default(),
+        trade_ins: serde_json::to_value(&s.trade_ins).unwrap_or_default(),
+        payments: serde_json::Value::Array(payments),
+        created_seq,
+        updated_at,
+        version,
+    }))
 }

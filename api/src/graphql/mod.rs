@@ -1,14 +1,17 @@
 //! The GraphQL schema: query and mutation roots. Resolvers are thin: parse input, check the
 //! role (in `auth::allows`, nowhere else), call `commands` or read `projections`, map results.
 
+pub mod consent;
 pub mod history;
+pub mod inventory;
+pub mod sales;
 pub mod types;
 
 use crate::app::AppState;
 use crate::auth::{allows, Permission, Viewer};
 use crate::error::{ApiError, ApiResult};
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, EmptySubscription, Object, Schema, ID};
+use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -24,6 +27,12 @@ use uuid::Uuid;
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
+#[derive(MergedObject, Default)]
+pub struct Query(CoreQuery, sales::SaleQuery, consent::ConsentQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(CoreMutation, inventory::ItemMutation, sales::SaleMutation, consent::ConsentMutation);
+
 /// Per-request data: the caller (if the token was valid) and a request id.
 #[derive(Clone)]
 pub struct RequestContext {
@@ -32,7 +41,8 @@ pub struct RequestContext {
 }
 
 pub fn build_schema(state: Option<Arc<AppState>>) -> AppSchema {
-    let mut builder = Schema::build(Query, Mutation, EmptySubscription).limit_depth(12).limit_complexity(2000);
+    let mut builder =
+        Schema::build(Query::default(), Mutation::default(), EmptySubscription).limit_depth(12).limit_complexity(2000);
     if let Some(state) = state {
         builder = builder.data(state);
     }
@@ -57,7 +67,7 @@ pub(crate) fn require<'a>(ctx: &Context<'a>, permission: Permission) -> ApiResul
     }
 }
 
-fn command_context(ctx: &Context<'_>, v: &Viewer, reason: Option<String>) -> CommandContext {
+pub(crate) fn command_context(ctx: &Context<'_>, v: &Viewer, reason: Option<String>) -> CommandContext {
     let request_id = ctx.data_opt::<RequestContext>().map_or_else(Uuid::now_v7, |r| r.request_id);
     CommandContext {
         store_id: StoreId::from_uuid(v.store_id),
@@ -70,12 +80,12 @@ fn command_context(ctx: &Context<'_>, v: &Viewer, reason: Option<String>) -> Com
     }
 }
 
-fn parse_id(id: &ID, what: &str) -> ApiResult<Uuid> {
+pub(crate) fn parse_id(id: &ID, what: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| ApiError::BadUserInput(format!("{what} is not a valid id")))
 }
 
 /// Waits until every read model has applied `min_position` (read-your-writes).
-async fn reach(ctx: &Context<'_>, min_position: Option<&str>) -> ApiResult<()> {
+pub(crate) async fn reach(ctx: &Context<'_>, min_position: Option<&str>) -> ApiResult<()> {
     let Some(p) = min_position else { return Ok(()) };
     let position: Position =
         p.parse().map_err(|_| ApiError::BadUserInput("minPosition is not a position returned by this API".into()))?;
@@ -86,14 +96,14 @@ async fn reach(ctx: &Context<'_>, min_position: Option<&str>) -> ApiResult<()> {
 const DEFAULT_PAGE: i32 = 20;
 const MAX_PAGE: i32 = 100;
 
-fn page_size(first: Option<i32>) -> ApiResult<usize> {
+pub(crate) fn page_size(first: Option<i32>) -> ApiResult<usize> {
     match first.unwrap_or(DEFAULT_PAGE) {
         n @ 0..=MAX_PAGE => Ok(n as usize),
         _ => Err(ApiError::BadUserInput(format!("first must be between 0 and {MAX_PAGE}"))),
     }
 }
 
-fn encode_cursor(sort: &str, c: &Cursor) -> String {
+pub(crate) fn encode_cursor(sort: &str, c: &Cursor) -> String {
     let v = match &c.value {
         CursorValue::Int(i) => serde_json::json!(i),
         CursorValue::Text(t) => serde_json::json!(t),
@@ -101,7 +111,7 @@ fn encode_cursor(sort: &str, c: &Cursor) -> String {
     B64.encode(serde_json::json!({"s": sort, "v": v, "id": c.id}).to_string())
 }
 
-fn decode_cursor(sort: &str, raw: Option<&str>) -> ApiResult<Option<Cursor>> {
+pub(crate) fn decode_cursor(sort: &str, raw: Option<&str>) -> ApiResult<Option<Cursor>> {
     let Some(raw) = raw else { return Ok(None) };
     let bad = || ApiError::BadUserInput("after is not a cursor from this list and sort order".into());
     let json: serde_json::Value = serde_json::from_slice(&B64.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
@@ -117,10 +127,11 @@ fn decode_cursor(sort: &str, raw: Option<&str>) -> ApiResult<Option<Cursor>> {
     Ok(Some(Cursor { value, id }))
 }
 
-pub struct Query;
+#[derive(Default)]
+pub struct CoreQuery;
 
 #[Object]
-impl Query {
+impl CoreQuery {
     /// The logged-in staff member.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerObject> {
         let v = viewer(ctx)?;
@@ -260,10 +271,11 @@ impl Query {
     }
 }
 
-pub struct Mutation;
+#[derive(Default)]
+pub struct CoreMutation;
 
 /// Runs a command; a domain rejection becomes payload errors, anything else a GraphQL error.
-async fn run<A: domain::Aggregate>(
+pub(crate) async fn run<A: domain::Aggregate>(
     ctx: &Context<'_>,
     cctx: &CommandContext,
     stream_id: &str,
@@ -277,7 +289,7 @@ async fn run<A: domain::Aggregate>(
 }
 
 /// After a write: wait (bounded) for the read models, so the payload shows the new state.
-async fn settled(ctx: &Context<'_>, position: Option<Position>) -> ApiResult<bool> {
+pub(crate) async fn settled(ctx: &Context<'_>, position: Option<Position>) -> ApiResult<bool> {
     let Some(p) = position else { return Ok(true) };
     let s = state(ctx);
     match s.projections.wait_for(p, s.consistency_timeout).await {
@@ -288,7 +300,7 @@ async fn settled(ctx: &Context<'_>, position: Option<Position>) -> ApiResult<boo
 }
 
 #[Object]
-impl Mutation {
+impl CoreMutation {
     /// Exchanges email and password for a session token. Wrong credentials are an
     /// `UNAUTHENTICATED` error; the answer does not reveal whether the email exists.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
@@ -346,6 +358,41 @@ impl Mutation {
                 }
             },
         };
+        let floor_price = match input.floor_price.as_ref().map(|f| f.parse("floorPrice")).transpose() {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push((&e).into());
+                None
+            }
+        };
+        let counterparty = match input.counterparty_id.as_ref().map(|id| Uuid::parse_str(id.as_str())).transpose() {
+            Ok(c) => c.map(CustomerId::from_uuid),
+            Err(_) => {
+                errors.push(UserError::invalid_id("counterpartyId"));
+                None
+            }
+        };
+        let consignor_payout = match &input.consignor_payout {
+            None => None,
+            Some(p) => match (&p.fixed_amount, p.basis_points) {
+                (Some(m), None) => match m.parse("consignorPayout") {
+                    Ok(amount) => Some(domain::inventory::ConsignorPayout::Fixed { amount }),
+                    Err(e) => {
+                        errors.push((&e).into());
+                        None
+                    }
+                },
+                (None, Some(basis_points)) => Some(domain::inventory::ConsignorPayout::Percentage { basis_points }),
+                _ => {
+                    errors.push(UserError {
+                        field: Some("consignorPayout".into()),
+                        code: "INVALID".into(),
+                        message: "consignorPayout: give exactly one of fixedAmount or basisPoints".into(),
+                    });
+                    None
+                }
+            },
+        };
         let Some(asking_price) = asking.filter(|_| errors.is_empty()) else {
             return Ok(InventoryItemPayload { errors, ..Default::default() });
         };
@@ -363,13 +410,13 @@ impl Mutation {
             source: input.acquisition.source.into(),
             attributes: input.attributes.unwrap_or_default().into_iter().map(|a| (a.key, a.value)).collect(),
             acquired_at: input.acquisition.acquired_at.unwrap_or_else(Utc::now),
-            floor_price: None,
-            counterparty: None,
-            consignor_payout: None,
-            condition: None,
-            watch: None,
-            handbag: None,
-            notes: None,
+            floor_price,
+            counterparty,
+            consignor_payout,
+            condition: input.condition.map(Into::into),
+            watch: input.watch.as_ref().and_then(convert),
+            handbag: input.handbag.as_ref().and_then(convert),
+            notes: input.notes,
         });
         let cctx = command_context(ctx, v, None);
         match run::<domain::inventory::InventoryItem>(ctx, &cctx, &item_id.stream_id(), &cmd).await? {
@@ -447,7 +494,7 @@ impl Mutation {
     }
 }
 
-async fn item_payload(
+pub(crate) async fn item_payload(
     ctx: &Context<'_>,
     v: &Viewer,
     id: ItemId,
@@ -461,7 +508,7 @@ async fn item_payload(
     Ok(InventoryItemPayload { item, position: position.map(|p| p.to_string()), errors: vec![] })
 }
 
-async fn customer_payload(
+pub(crate) async fn customer_payload(
     ctx: &Context<'_>,
     v: &Viewer,
     id: CustomerId,

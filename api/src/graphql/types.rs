@@ -190,6 +190,61 @@ impl InventoryItem {
     async fn version(&self) -> i64 {
         self.0.version
     }
+    /// Lowest acceptable price (gated like `cost`).
+    async fn floor_price(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<MoneyObject>> {
+        require(ctx, Permission::ViewCosts)?;
+        Ok(self.0.floor_price.map(Into::into))
+    }
+    /// Internal notes (gated like `cost`).
+    async fn notes(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        require(ctx, Permission::ViewCosts)?;
+        Ok(self.0.notes.as_deref())
+    }
+    /// Consignor payout terms, for consigned pieces (gated like `cost`).
+    async fn consignor_payout(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConsignorPayout>> {
+        require(ctx, Permission::ViewCosts)?;
+        Ok(detail::<domain::inventory::ConsignorPayout>(&self.0.details, "consignorPayout").map(|p| match p {
+            domain::inventory::ConsignorPayout::Fixed { amount } => {
+                ConsignorPayout { fixed_amount: Some(amount.into()), basis_points: None }
+            }
+            domain::inventory::ConsignorPayout::Percentage { basis_points } => {
+                ConsignorPayout { fixed_amount: None, basis_points: Some(basis_points) }
+            }
+        }))
+    }
+    async fn condition(&self) -> async_graphql::Result<Option<ConditionGrade>> {
+        self.0.condition.as_deref().map(|c| stored::<domain::inventory::ConditionGrade>(c).map(Into::into)).transpose()
+    }
+    async fn watch(&self) -> Option<WatchDetails> {
+        detail(&self.0.details, "watch")
+    }
+    async fn handbag(&self) -> Option<HandbagDetails> {
+        detail(&self.0.details, "handbag")
+    }
+    async fn photos(&self) -> Vec<Photo> {
+        detail(&self.0.details, "photos").unwrap_or_default()
+    }
+    async fn authentication(&self) -> Option<AuthenticationRecord> {
+        detail::<domain::inventory::Authentication>(&self.0.details, "authentication").map(|a| AuthenticationRecord {
+            status: a.status.into(),
+            method: a.method,
+            by: a.by,
+            at: a.at,
+            certificate: a.certificate,
+        })
+    }
+    /// The customer (or vendor when absent) the piece came from.
+    async fn counterparty_id(&self) -> Option<ID> {
+        detail::<uuid::Uuid>(&self.0.details, "counterparty").map(|u| ID(u.to_string()))
+    }
+    /// The customer it is reserved for or out on memo to.
+    async fn held_for_customer_id(&self) -> Option<ID> {
+        self.0.held_for.map(|u| ID(u.to_string()))
+    }
+    /// The sale it was sold in, while sold.
+    async fn sold_in_sale_id(&self) -> Option<ID> {
+        self.0.sold_in.map(|u| ID(u.to_string()))
+    }
 }
 
 /// A customer. Personal fields are `null` once the customer has been erased (`erased: true`).
@@ -218,10 +273,16 @@ impl Customer {
     async fn erased(&self) -> bool {
         self.0.erased
     }
-    /// Total of confirmed sales. `null` while the customer has none; sales are not recorded
-    /// by this version yet, so it is always `null` for now.
+    /// Total of confirmed sales that were not cancelled or returned, derived from the sales
+    /// log (never entered); `null` before the first confirmed sale.
     async fn lifetime_value(&self) -> Option<MoneyObject> {
-        None
+        self.0.lifetime_value.map(Into::into)
+    }
+    async fn order_count(&self) -> i64 {
+        self.0.order_count
+    }
+    async fn last_purchase_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_purchase_at
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
@@ -332,13 +393,24 @@ pub struct AcquireItemInput {
     pub asking_price: MoneyInput,
     pub acquisition: AcquisitionInput,
     pub attributes: Option<Vec<AttributeInput>>,
+    pub floor_price: Option<MoneyInput>,
+    /// The customer the piece came from (trade-in, consignment, purchase from a private seller).
+    pub counterparty_id: Option<ID>,
+    /// Required for CONSIGNMENT.
+    pub consignor_payout: Option<ConsignorPayoutInput>,
+    pub condition: Option<ConditionGrade>,
+    pub watch: Option<WatchDetails>,
+    pub handbag: Option<HandbagDetails>,
+    pub notes: Option<String>,
 }
 
 #[derive(InputObject, Debug, Clone)]
 pub struct ChangeItemPriceInput {
     pub item_id: ID,
     pub asking_price: MoneyInput,
+    pub floor_price: Option<MoneyInput>,
     pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(SimpleObject, Default)]
@@ -374,4 +446,115 @@ pub struct CustomerPayload {
     pub customer: Option<Customer>,
     pub position: Option<String>,
     pub errors: Vec<UserError>,
+}
+
+// ---- Dealer domain: item details -------------------------------------------------------
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::inventory::ConditionGrade")]
+pub enum ConditionGrade {
+    New,
+    Unworn,
+    Excellent,
+    VeryGood,
+    Good,
+    Fair,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::inventory::AuthenticationStatus")]
+pub enum AuthenticationStatus {
+    Pending,
+    Authenticated,
+    Failed,
+}
+
+/// Watch specifics.
+#[derive(SimpleObject, InputObject, Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[graphql(input_name = "WatchDetailsInput")]
+pub struct WatchDetails {
+    pub year: Option<i32>,
+    pub dial: Option<String>,
+    pub bezel: Option<String>,
+    pub bracelet: Option<String>,
+    #[graphql(default)]
+    pub has_box: bool,
+    #[graphql(default)]
+    pub has_papers: bool,
+}
+
+/// Handbag specifics.
+#[derive(SimpleObject, InputObject, Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[graphql(input_name = "HandbagDetailsInput")]
+pub struct HandbagDetails {
+    pub material: Option<String>,
+    pub hardware: Option<String>,
+    pub colour: Option<String>,
+    pub date_stamp: Option<String>,
+    /// Box, dustbag, lock, key, strap, papers…
+    #[graphql(default)]
+    pub includes: Vec<String>,
+}
+
+/// Photo metadata; the bytes live in object storage under `key`.
+#[derive(SimpleObject, InputObject, Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[graphql(input_name = "PhotoInput")]
+pub struct Photo {
+    pub key: String,
+    pub order: u32,
+    pub caption: Option<String>,
+}
+
+/// Converts between the API's and the domain's copies of a plain struct (same field names).
+pub fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Option<B> {
+    serde_json::to_value(a).ok().and_then(|v| serde_json::from_value(v).ok())
+}
+
+#[derive(InputObject, Debug, Clone)]
+#[graphql(name = "AuthenticationInput")]
+pub struct AuthenticationInput {
+    pub status: AuthenticationStatus,
+    pub method: Option<String>,
+    pub by: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+    pub certificate: Option<String>,
+}
+
+impl AuthenticationInput {
+    pub fn to_domain(&self) -> domain::inventory::Authentication {
+        domain::inventory::Authentication {
+            status: self.status.into(),
+            method: self.method.clone(),
+            by: self.by.clone(),
+            at: self.at,
+            certificate: self.certificate.clone(),
+        }
+    }
+}
+
+/// How a consignor is paid: a fixed amount or a share of the sale price.
+#[derive(InputObject, Debug, Clone)]
+pub struct ConsignorPayoutInput {
+    pub fixed_amount: Option<MoneyInput>,
+    /// Share of the sale price in basis points (8000 = 80%).
+    pub basis_points: Option<u32>,
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ConsignorPayout {
+    pub fixed_amount: Option<MoneyObject>,
+    pub basis_points: Option<u32>,
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct AuthenticationRecord {
+    pub status: AuthenticationStatus,
+    pub method: Option<String>,
+    pub by: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+    pub certificate: Option<String>,
+}
+
+fn detail<T: serde::de::DeserializeOwned>(details: &serde_json::Value, key: &str) -> Option<T> {
+    details.get(key).filter(|v| !v.is_null()).and_then(|v| serde_json::from_value(v.clone()).ok())
 }
