@@ -16,7 +16,7 @@ pub async fn seed(state: &AppState) -> Result<bool> {
     if !state.read.staff_by_email(DEMO_EMAIL).await?.is_empty() {
         return Ok(false);
     }
-    let (store_id, owner, _) =
+    let (store_id, owner, mut last) =
         commands::stores::create_store(&state.store, "demo-seed", "Demo Watches & Bags", DEMO_EMAIL, DEMO_PASSWORD)
             .await?;
     let ctx = CommandContext {
@@ -79,7 +79,9 @@ pub async fn seed(state: &AppState) -> Result<bool> {
             handbag: None,
             notes: None,
         });
-        execute::<InventoryItem>(&state.store, &ctx, &item_id.stream_id(), &cmd).await?;
+        last = last.max(
+            execute::<InventoryItem>(&state.store, &ctx, &item_id.stream_id(), &cmd).await?.position.unwrap_or(last),
+        );
     }
     for (name, email, tags) in [
         ("Avery Collector", "avery@example.com", vec!["vip", "rolex"]),
@@ -95,7 +97,11 @@ pub async fn seed(state: &AppState) -> Result<bool> {
             notes: None,
             tags: tags.into_iter().map(Into::into).collect(),
         });
-        execute::<Customer>(&state.store, &ctx, &customer_id.stream_id(), &cmd).await?;
+        last = last.max(
+            execute::<Customer>(&state.store, &ctx, &customer_id.stream_id(), &cmd).await?.position.unwrap_or(last),
+        );
     }
+    // Read your own writes: the login printed next must work at once.
+    state.projections.wait_for(last, std::time::Duration::from_secs(60)).await?;
     Ok(true)
 }

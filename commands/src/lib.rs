@@ -7,6 +7,7 @@
 //! reads read models to decide.
 #![forbid(unsafe_code)]
 
+pub mod idempotency;
 pub mod password;
 pub mod sales;
 pub mod stores;
@@ -17,8 +18,10 @@ use eventstore::{Actor, EventStore, ExpectedVersion, Metadata, NewEvent, Positio
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How many times a command is re-decided after a version conflict before giving up.
-const MAX_ATTEMPTS: u32 = 8;
+/// How many times a command is re-decided after a version conflict before giving up. Hot
+/// streams (a store's invoice book) admit one writer per round, so a burst of N concurrent
+/// confirmations needs up to N rounds; backoff is capped, so 30 rounds stay well under a second.
+pub(crate) const MAX_ATTEMPTS: u32 = 30;
 
 /// Who is acting, for which tenant, and why. Becomes every event's metadata.
 #[derive(Debug, Clone)]
@@ -179,10 +182,20 @@ impl<'a> MultiDecision<'a> {
             state = events.iter().fold(state, A::evolve);
             all.extend(events);
         }
-        if !all.is_empty() {
-            self.batches.push((stream_id.to_owned(), expected, to_new_events(self.ctx, &all)));
-        }
+        self.stage(stream_id.to_owned(), expected, &all);
         Ok(state)
+    }
+
+    /// Stages already-decided events for a stream.
+    pub fn stage<E: domain::DomainEvent>(&mut self, stream_id: String, expected: ExpectedVersion, events: &[E]) {
+        if !events.is_empty() {
+            self.batches.push((stream_id, expected, to_new_events(self.ctx, events)));
+        }
+    }
+
+    /// True when nothing has been staged.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
     }
 
     /// Appends everything staged in one transaction.
@@ -195,26 +208,8 @@ impl<'a> MultiDecision<'a> {
     }
 }
 
-/// Retries a multi-aggregate decision on conflict: `attempt` must load everything afresh.
-pub async fn with_retries<T, F, Fut>(stream_hint: &str, mut attempt: F) -> Result<T, CommandError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, CommandError>>,
-{
-    for n in 0..MAX_ATTEMPTS {
-        match attempt().await {
-            Err(CommandError::Store(StoreError::Conflict { .. })) => backoff(n).await,
-            Err(CommandError::Store(StoreError::SubjectErased)) => {
-                return Err(DomainError::Erased { kind: "data subject" }.into())
-            }
-            other => return other,
-        }
-    }
-    Err(CommandError::Contention { stream_id: stream_hint.to_owned() })
-}
-
 /// A short, growing, jittered pause between retries so contending writers spread out.
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let base = 200u64 << attempt.min(6);
     // Jitter from the clock's sub-second nanos is enough to de-synchronise retries.
     let jitter = u64::from(chrono::Utc::now().timestamp_subsec_nanos()) % base;

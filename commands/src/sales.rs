@@ -5,27 +5,34 @@
 //! the whole decision is made again on fresh state — so an item is never sold twice and invoice
 //! numbers have no gaps.
 
-use crate::{execute, with_retries, CommandContext, CommandError, MultiDecision, Outcome};
+use crate::idempotency::{once, Once};
+use crate::{CommandContext, CommandError};
 use domain::customer::Customer;
 use domain::ids::invoice_stream;
 use domain::inventory::{AcquireItem, AcquisitionSource, InventoryItem, ItemCommand};
 use domain::sale::{CreateSale, InvoiceBook, InvoiceCommand, Sale, SaleCommand, SaleState, SaleStatus};
 use domain::{Aggregate, DomainError, SaleId};
-use eventstore::{EventStore, Position};
+use eventstore::EventStore;
 
 /// Drafts a sale after checking its customer exists in this store.
 pub async fn create_sale(
     store: &EventStore,
     ctx: &CommandContext,
     cmd: CreateSale,
-) -> Result<Outcome<Sale>, CommandError> {
-    if let Some(customer) = cmd.customer_id {
-        let (c, _, _) = crate::load::<Customer>(store, ctx.store_id, &customer.stream_id()).await?;
-        if c.state.is_none() {
-            return Err(DomainError::invalid("customerId", "no such customer").into());
+    key: Option<&str>,
+) -> Result<Once, CommandError> {
+    let cmd = &cmd;
+    once(store, ctx, key, "createSale", cmd.sale_id.as_uuid(), |mut d| async move {
+        if let Some(customer) = cmd.customer_id {
+            let (c, _, _) = crate::load::<Customer>(store, ctx.store_id, &customer.stream_id()).await?;
+            if c.state.is_none() {
+                return Err(DomainError::invalid("customerId", "no such customer").into());
+            }
         }
-    }
-    execute::<Sale>(store, ctx, &cmd.sale_id.stream_id(), &SaleCommand::Create(cmd)).await
+        d.decide::<Sale>(&cmd.sale_id.stream_id(), &[SaleCommand::Create(cmd.clone())]).await?;
+        Ok(d)
+    })
+    .await
 }
 
 fn open_sale(sale: &Sale) -> Result<&SaleState, CommandError> {
@@ -39,9 +46,9 @@ pub async fn confirm_sale(
     store: &EventStore,
     ctx: &CommandContext,
     sale_id: SaleId,
-) -> Result<(SaleState, Position), CommandError> {
-    with_retries(&sale_id.stream_id(), || async {
-        let mut d = MultiDecision::new(store, ctx);
+    key: Option<&str>,
+) -> Result<Once, CommandError> {
+    once(store, ctx, key, "confirmSale", sale_id.as_uuid(), |mut d| async move {
         let (draft, _, _) = crate::load::<Sale>(store, ctx.store_id, &sale_id.stream_id()).await?;
         let draft = open_sale(&draft)?.clone();
         if draft.status != SaleStatus::Draft {
@@ -50,7 +57,7 @@ pub async fn confirm_sale(
             );
         }
         let book: InvoiceBook = d.decide(&invoice_stream(ctx.store_id), &[InvoiceCommand::Assign { sale_id }]).await?;
-        let sale: Sale = d.decide(&sale_id.stream_id(), &[SaleCommand::Confirm { invoice_number: book.last }]).await?;
+        d.decide::<Sale>(&sale_id.stream_id(), &[SaleCommand::Confirm { invoice_number: book.last }]).await?;
         for line in &draft.lines {
             d.decide::<InventoryItem>(
                 &line.item_id.stream_id(),
@@ -83,8 +90,7 @@ pub async fn confirm_sale(
             });
             d.decide::<InventoryItem>(&t.item_id.stream_id(), &[acquire]).await?;
         }
-        let position = d.commit().await?.expect("confirmation always writes");
-        Ok((sale.state.expect("confirmed sale exists"), position))
+        Ok(d)
     })
     .await
 }
@@ -97,12 +103,13 @@ pub async fn cancel_sale(
     ctx: &CommandContext,
     sale_id: SaleId,
     reason: Option<String>,
-) -> Result<(SaleState, Position), CommandError> {
-    with_retries(&sale_id.stream_id(), || async {
-        let mut d = MultiDecision::new(store, ctx);
+    key: Option<&str>,
+) -> Result<Once, CommandError> {
+    let reason = &reason;
+    once(store, ctx, key, "cancelSale", sale_id.as_uuid(), |mut d| async move {
         let (before, _, _) = crate::load::<Sale>(store, ctx.store_id, &sale_id.stream_id()).await?;
         let before = open_sale(&before)?.clone();
-        let sale: Sale = d.decide(&sale_id.stream_id(), &[SaleCommand::Cancel { reason: reason.clone() }]).await?;
+        d.decide::<Sale>(&sale_id.stream_id(), &[SaleCommand::Cancel { reason: reason.clone() }]).await?;
         if let Some(number) = before.invoice_number {
             d.decide::<InvoiceBook>(
                 &invoice_stream(ctx.store_id),
@@ -117,8 +124,7 @@ pub async fn cancel_sale(
                 .await?;
             }
         }
-        let position = d.commit().await?.expect("cancellation always writes");
-        Ok((sale.state.expect("sale exists"), position))
+        Ok(d)
     })
     .await
 }
@@ -131,16 +137,16 @@ pub async fn return_sale(
     ctx: &CommandContext,
     sale_id: SaleId,
     reason: Option<String>,
-) -> Result<(SaleState, Position), CommandError> {
-    with_retries(&sale_id.stream_id(), || async {
-        let mut d = MultiDecision::new(store, ctx);
+    key: Option<&str>,
+) -> Result<Once, CommandError> {
+    let reason = &reason;
+    once(store, ctx, key, "returnSale", sale_id.as_uuid(), |mut d| async move {
         let sale: Sale = d.decide(&sale_id.stream_id(), &[SaleCommand::Return { reason: reason.clone() }]).await?;
-        let state = sale.state.expect("sale exists");
+        let state = open_sale(&sale)?.clone();
         for line in &state.lines {
             d.decide::<InventoryItem>(&line.item_id.stream_id(), &[ItemCommand::MarkReturned { sale_id }]).await?;
         }
-        let position = d.commit().await?.expect("a return always writes");
-        Ok((state, position))
+        Ok(d)
     })
     .await
 }

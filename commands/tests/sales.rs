@@ -62,8 +62,12 @@ async fn draft(store: &EventStore, ctx: &CommandContext, item: ItemId) -> SaleId
         buyer_name: None,
         buyer_address: None,
     };
-    create_sale(store, ctx, cmd).await.unwrap();
+    create_sale(store, ctx, cmd, None).await.unwrap();
     sale_id
+}
+
+async fn sale_state(store: &EventStore, ctx: &CommandContext, sale: SaleId) -> domain::sale::SaleState {
+    commands::load::<domain::sale::Sale>(store, ctx.store_id, &sale.stream_id()).await.unwrap().0.state.unwrap()
 }
 
 async fn one_item_is_never_sold_twice_under_concurrent_confirmations(tdb: &TestDatabase) {
@@ -77,14 +81,14 @@ async fn one_item_is_never_sold_twice_under_concurrent_confirmations(tdb: &TestD
         .iter()
         .map(|sale| {
             let (store, ctx, sale) = (store.clone(), ctx.clone(), *sale);
-            tokio::spawn(async move { confirm_sale(&store, &ctx, sale).await })
+            tokio::spawn(async move { confirm_sale(&store, &ctx, sale, None).await.map(|_| sale) })
         })
         .collect();
     let mut confirmed = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Ok((state, _)) => {
-                assert_eq!(state.status, SaleStatus::Confirmed);
+            Ok(sale) => {
+                assert_eq!(sale_state(&store, &ctx, sale).await.status, SaleStatus::Confirmed);
                 confirmed += 1;
             }
             Err(CommandError::Rejected(DomainError::IllegalTransition { .. })) => {}
@@ -110,7 +114,10 @@ async fn invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them(tdb:
         .iter()
         .map(|(sale, _)| {
             let (store, ctx, sale) = (store.clone(), ctx.clone(), *sale);
-            tokio::spawn(async move { confirm_sale(&store, &ctx, sale).await.unwrap().0.invoice_number.unwrap() })
+            tokio::spawn(async move {
+                confirm_sale(&store, &ctx, sale, None).await.unwrap();
+                sale_state(&store, &ctx, sale).await.invoice_number.unwrap()
+            })
         })
         .collect();
     let mut numbers = Vec::new();
@@ -121,12 +128,13 @@ async fn invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them(tdb:
     assert_eq!(numbers, (1..=10).collect::<Vec<u64>>());
     // Cancelling a confirmed sale voids its number and restocks the item; the next sale gets 11.
     let (cancelled, item) = sales[0];
-    let (state, _) = cancel_sale(&store, &ctx, cancelled, Some("customer changed mind".into())).await.unwrap();
-    assert_eq!(state.status, SaleStatus::Cancelled);
+    cancel_sale(&store, &ctx, cancelled, Some("customer changed mind".into()), None).await.unwrap();
+    assert_eq!(sale_state(&store, &ctx, cancelled).await.status, SaleStatus::Cancelled);
     let (item_state, _, _) = commands::load::<InventoryItem>(&store, ctx.store_id, &item.stream_id()).await.unwrap();
     assert_eq!(item_state.state.unwrap().status, ItemStatus::InStock);
     let next = draft(&store, &ctx, item).await;
-    assert_eq!(confirm_sale(&store, &ctx, next).await.unwrap().0.invoice_number, Some(11));
+    confirm_sale(&store, &ctx, next, None).await.unwrap();
+    assert_eq!(sale_state(&store, &ctx, next).await.invoice_number, Some(11));
     let book = store.read_stream(&domain::ids::invoice_stream(ctx.store_id), 0).await.unwrap();
     let voided: Vec<u64> = book
         .iter()
@@ -164,10 +172,48 @@ async fn a_sale_of_a_reserved_item_for_someone_else_is_rejected_and_writes_nothi
     .await
     .unwrap();
     let sale = draft(&store, &ctx, item).await;
-    let err = confirm_sale(&store, &ctx, sale).await.unwrap_err();
+    let err = confirm_sale(&store, &ctx, sale, None).await.unwrap_err();
     assert!(matches!(err, CommandError::Rejected(DomainError::ReservedForAnother { .. })), "{err:?}");
     assert!(store.read_stream(&domain::ids::invoice_stream(ctx.store_id), 0).await.unwrap().is_empty());
     assert_eq!(store.read_stream(&sale.stream_id(), 0).await.unwrap().len(), 1, "still a draft");
+}
+
+async fn a_retried_request_with_the_same_idempotency_key_writes_nothing_new(tdb: &TestDatabase) {
+    let (store, ctx) = setup(tdb).await;
+    let item = acquire(&store, &ctx).await;
+    let sale = draft(&store, &ctx, item).await;
+    let first = confirm_sale(&store, &ctx, sale, Some("confirm-1")).await.unwrap();
+    assert!(!first.replayed);
+    let log_len = |store: EventStore| async move { store.count_after(eventstore::Position::START).await.unwrap() };
+    let before = log_len(store.clone()).await;
+    let again = confirm_sale(&store, &ctx, sale, Some("confirm-1")).await.unwrap();
+    assert!(again.replayed, "the retry returns the first result");
+    assert_eq!(again.entity_id, first.entity_id);
+    assert_eq!(log_len(store.clone()).await, before, "and writes nothing");
+    // Without the key the same retry is a real second attempt, and the domain refuses it.
+    assert!(matches!(confirm_sale(&store, &ctx, sale, None).await, Err(CommandError::Rejected(_))));
+    // A key reused for another operation is an error, not a silent replay.
+    let err = cancel_sale(&store, &ctx, sale, None, Some("confirm-1")).await.unwrap_err();
+    assert!(matches!(err, CommandError::Rejected(DomainError::Invalid { field: "idempotencyKey", .. })), "{err:?}");
+    // Concurrent requests with one key: one writes, the others replay it.
+    let item = acquire(&store, &ctx).await;
+    let sale = draft(&store, &ctx, item).await;
+    let before = log_len(store.clone()).await;
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, ctx) = (store.clone(), ctx.clone());
+            tokio::spawn(async move { confirm_sale(&store, &ctx, sale, Some("confirm-2")).await.unwrap() })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tasks {
+        if !t.await.unwrap().replayed {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+    // sale confirmed + invoice number + item sold + the key's claim
+    assert_eq!(log_len(store.clone()).await, before + 4);
 }
 
 macro_rules! contract {
@@ -192,4 +238,5 @@ contract!(
     one_item_is_never_sold_twice_under_concurrent_confirmations,
     invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them,
     a_sale_of_a_reserved_item_for_someone_else_is_rejected_and_writes_nothing,
+    a_retried_request_with_the_same_idempotency_key_writes_nothing_new,
 );

@@ -23,7 +23,8 @@ use uuid::Uuid;
 pub trait Backend: Send + Sync + 'static {
     /// Appends to several streams in one transaction: all or nothing. Each stream's version
     /// must match its `expected`, so a decision spanning aggregates (a sale and its items) is
-    /// committed only if none of them changed since it was read. Results are in input order.
+    /// committed only if none of them changed since it was read. Streams are written in input
+    /// order, so later batches get higher positions; results are in input order.
     async fn append_streams(&self, batches: Vec<StreamBatch>) -> Result<Vec<AppendResult>>;
 
     /// Appends a batch atomically to one stream if its version matches `expected`.

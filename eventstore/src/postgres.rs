@@ -184,12 +184,12 @@ impl PostgresBackend {
     pub async fn append_uncommitted(&self, batches: Vec<StreamBatch>) -> Result<PendingAppend> {
         validate_batches(&batches)?;
         let mut tx = self.pool.begin().await?;
-        // Lock streams in one global order so concurrent multi-stream appends rarely deadlock.
-        let mut order: Vec<usize> = (0..batches.len()).collect();
-        order.sort_by(|a, b| batches[*a].stream_id.cmp(&batches[*b].stream_id));
-        let mut results = vec![AppendResult { version: 0, position: Position::START }; batches.len()];
-        for i in order {
-            results[i] = insert_stream(&mut tx, &batches[i]).await?;
+        // Streams are written in the caller's order, so positions follow it (the last batch gets
+        // the highest positions). Two appends that lock the same streams in opposite orders can
+        // deadlock; PostgreSQL detects it and the loser's error maps to a conflict, retried.
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            results.push(insert_stream(&mut tx, batch).await?);
         }
         sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await?;
         Ok(PendingAppend { tx, results })

@@ -611,6 +611,28 @@ async fn consent_is_granted_withdrawn_and_answerable_as_of_an_instant(app: TestA
     assert_eq!(r["data"]["grantConsent"]["errors"][0]["code"], "NOT_FOUND", "{r}");
 }
 
+async fn a_retried_mutation_with_an_idempotency_key_returns_the_first_result(app: TestApp) {
+    let owner = app.owner().await;
+    let count = |r: Value| r["data"]["inventoryItems"]["totalCount"].as_i64().unwrap();
+    let before = count(app.gql(Some(&owner), "{ inventoryItems { totalCount } }", json!({})).await);
+    let mut input = acquire_input("2500.00");
+    input["input"]["idempotencyKey"] = json!("acq-7f3a");
+    let first = app.gql(Some(&owner), ACQUIRE, input.clone()).await;
+    let again = app.gql(Some(&owner), ACQUIRE, input.clone()).await;
+    let id = |r: &Value| r["data"]["acquireItem"]["item"]["id"].clone();
+    assert!(id(&first).is_string(), "{first}");
+    assert_eq!(id(&first), id(&again), "the retry returns the first item: {again}");
+    assert_eq!(first["data"]["acquireItem"]["position"], again["data"]["acquireItem"]["position"]);
+    assert_eq!(count(app.gql(Some(&owner), "{ inventoryItems { totalCount } }", json!({})).await), before + 1);
+    let q = "mutation($k: String) { createCustomer(input: {name: \"Idem Potent\", idempotencyKey: $k}) { customer { id } errors { field code } } }";
+    let a = app.gql(Some(&owner), q, json!({"k": "cust-1"})).await;
+    let b = app.gql(Some(&owner), q, json!({"k": "cust-1"})).await;
+    assert_eq!(a["data"]["createCustomer"]["customer"]["id"], b["data"]["createCustomer"]["customer"]["id"], "{a} {b}");
+    // The same key for another mutation is an error, not a replay.
+    let r = app.gql(Some(&owner), q, json!({"k": "acq-7f3a"})).await;
+    assert_eq!(r["data"]["createCustomer"]["errors"], json!([{"field": "idempotencyKey", "code": "INVALID"}]), "{r}");
+}
+
 macro_rules! api_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -643,6 +665,7 @@ api_tests!(
     a_sale_is_drafted_confirmed_paid_refunded_and_fulfilled,
     cancelling_a_confirmed_sale_voids_its_invoice_and_restocks_the_item,
     consent_is_granted_withdrawn_and_answerable_as_of_an_instant,
+    a_retried_mutation_with_an_idempotency_key_returns_the_first_result,
 );
 
 #[test]

@@ -3,7 +3,7 @@
 //! reads the customer's ledger stream, not a read model.
 
 use super::types::UserError;
-use super::{command_context, parse_id, require, run, state};
+use super::{command_context, parse_id, require, run, state, Idem};
 use crate::auth::{allows, Permission, Viewer};
 use crate::error::ApiError;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
@@ -70,6 +70,8 @@ pub struct ConsentInput {
     pub evidence: Option<ConsentEvidenceInput>,
     /// When the customer gave or withdrew it; defaults to now.
     pub effective_at: Option<DateTime<Utc>>,
+    /// A retried request with the same key returns the first result and writes nothing.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -233,11 +235,13 @@ async fn change(ctx: &Context<'_>, input: ConsentInput, grant: bool) -> async_gr
     };
     let cmd = if grant { ConsentCommand::Grant(change) } else { ConsentCommand::Withdraw(change) };
     let cctx = command_context(ctx, v, None);
-    match run::<Ledger>(ctx, &cctx, &consent_stream(customer), &cmd).await? {
+    let mutation = if grant { "grantConsent" } else { "withdrawConsent" };
+    let idem = Idem { key: input.idempotency_key.as_deref(), mutation, entity: customer.as_uuid() };
+    match run::<Ledger>(ctx, &cctx, idem, &consent_stream(customer), &cmd).await? {
         Err(errors) => Ok(ConsentPayload { errors, ..Default::default() }),
-        Ok(position) => Ok(ConsentPayload {
+        Ok(once) => Ok(ConsentPayload {
             ledger: Some(ledger(ctx, v, customer, Utc::now()).await?),
-            position: position.map(|p: Position| p.to_string()),
+            position: once.position.map(|p: Position| p.to_string()),
             errors: vec![],
         }),
     }

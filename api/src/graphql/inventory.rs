@@ -2,7 +2,7 @@
 //! detail edits. Selling and sale returns happen only through the sale mutations.
 
 use super::types::*;
-use super::{command_context, item_payload, require, run};
+use super::{command_context, item_payload, require, run, Idem};
 use crate::auth::Permission;
 use async_graphql::{Context, InputObject, Object, ID};
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 pub struct ItemActionInput {
     pub item_id: ID,
     pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -22,6 +23,7 @@ pub struct ReserveItemInput {
     pub customer_id: ID,
     pub until: Option<DateTime<Utc>>,
     pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -31,6 +33,7 @@ pub struct SendItemOnMemoInput {
     /// When the piece is due back.
     pub due: DateTime<Utc>,
     pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -38,6 +41,7 @@ pub struct SendItemToServiceInput {
     pub item_id: ID,
     pub provider: String,
     pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 /// Omitted fields stay as they are; an empty `notes` clears the notes.
@@ -50,6 +54,7 @@ pub struct UpdateItemDetailsInput {
     pub photos: Option<Vec<Photo>>,
     pub watch: Option<WatchDetails>,
     pub handbag: Option<HandbagDetails>,
+    pub idempotency_key: Option<String>,
 }
 
 fn ids(item: &ID, customer: Option<&ID>) -> Result<(ItemId, Option<CustomerId>), UserError> {
@@ -63,9 +68,12 @@ fn ids(item: &ID, customer: Option<&ID>) -> Result<(ItemId, Option<CustomerId>),
 }
 
 /// Checks the role, runs one item command and answers with the item as it now is.
+#[allow(clippy::too_many_arguments)]
 async fn act(
     ctx: &Context<'_>,
     permission: Permission,
+    mutation: &'static str,
+    key: Option<String>,
     item: &ID,
     customer: Option<&ID>,
     reason: Option<String>,
@@ -77,9 +85,10 @@ async fn act(
         Err(e) => return Ok(InventoryItemPayload { errors: vec![e], ..Default::default() }),
     };
     let cctx = command_context(ctx, v, reason);
-    match run::<ItemAggregate>(ctx, &cctx, &item_id.stream_id(), &command(customer)).await? {
+    let idem = Idem { key: key.as_deref(), mutation, entity: item_id.as_uuid() };
+    match run::<ItemAggregate>(ctx, &cctx, idem, &item_id.stream_id(), &command(customer)).await? {
         Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
-        Ok(position) => item_payload(ctx, v, item_id, position).await,
+        Ok(once) => item_payload(ctx, v, item_id, once.position).await,
     }
 }
 
@@ -99,9 +108,16 @@ impl ItemMutation {
         input: ReserveItemInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
         let until = input.until;
-        act(ctx, Permission::HoldItems, &input.item_id, Some(&input.customer_id), input.reason, |c| {
-            ItemCommand::Reserve { customer_id: customer(c), until }
-        })
+        act(
+            ctx,
+            Permission::HoldItems,
+            "reserveItem",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            Some(&input.customer_id),
+            input.reason,
+            |c| ItemCommand::Reserve { customer_id: customer(c), until },
+        )
         .await
     }
 
@@ -110,7 +126,17 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(ctx, Permission::HoldItems, &input.item_id, None, input.reason, |_| ItemCommand::ReleaseReservation).await
+        act(
+            ctx,
+            Permission::HoldItems,
+            "releaseItemReservation",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            None,
+            input.reason,
+            |_| ItemCommand::ReleaseReservation,
+        )
+        .await
     }
 
     /// Out on approval to a customer until `due`.
@@ -120,9 +146,16 @@ impl ItemMutation {
         input: SendItemOnMemoInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
         let due = input.due;
-        act(ctx, Permission::HoldItems, &input.item_id, Some(&input.customer_id), input.reason, |c| {
-            ItemCommand::SendOnMemo { customer_id: customer(c), due }
-        })
+        act(
+            ctx,
+            Permission::HoldItems,
+            "sendItemOnMemo",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            Some(&input.customer_id),
+            input.reason,
+            |c| ItemCommand::SendOnMemo { customer_id: customer(c), due },
+        )
         .await
     }
 
@@ -131,7 +164,17 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(ctx, Permission::HoldItems, &input.item_id, None, input.reason, |_| ItemCommand::ReturnFromMemo).await
+        act(
+            ctx,
+            Permission::HoldItems,
+            "returnItemFromMemo",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            None,
+            input.reason,
+            |_| ItemCommand::ReturnFromMemo,
+        )
+        .await
     }
 
     async fn send_item_to_service(
@@ -140,10 +183,16 @@ impl ItemMutation {
         input: SendItemToServiceInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
         let (provider, reason) = (input.provider, input.reason);
-        act(ctx, Permission::ServiceItems, &input.item_id, None, reason.clone(), |_| ItemCommand::SendToService {
-            provider,
-            reason,
-        })
+        act(
+            ctx,
+            Permission::ServiceItems,
+            "sendItemToService",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            None,
+            reason.clone(),
+            |_| ItemCommand::SendToService { provider, reason },
+        )
         .await
     }
 
@@ -152,7 +201,17 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(ctx, Permission::ServiceItems, &input.item_id, None, input.reason, |_| ItemCommand::ReturnFromService).await
+        act(
+            ctx,
+            Permission::ServiceItems,
+            "returnItemFromService",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            None,
+            input.reason,
+            |_| ItemCommand::ReturnFromService,
+        )
+        .await
     }
 
     /// A consigned piece goes back to its consignor.
@@ -161,8 +220,17 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(ctx, Permission::ManageInventory, &input.item_id, None, input.reason, |_| ItemCommand::ReturnToConsignor)
-            .await
+        act(
+            ctx,
+            Permission::ManageInventory,
+            "returnItemToConsignor",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            None,
+            input.reason,
+            |_| ItemCommand::ReturnToConsignor,
+        )
+        .await
     }
 
     async fn archive_item(
@@ -170,7 +238,17 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(ctx, Permission::ManageInventory, &input.item_id, None, input.reason, |_| ItemCommand::Archive).await
+        act(
+            ctx,
+            Permission::ManageInventory,
+            "archiveItem",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            None,
+            input.reason,
+            |_| ItemCommand::Archive,
+        )
+        .await
     }
 
     /// A piece returned from a sale goes back on sale.
@@ -179,7 +257,17 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(ctx, Permission::ManageInventory, &input.item_id, None, input.reason, |_| ItemCommand::Restock).await
+        act(
+            ctx,
+            Permission::ManageInventory,
+            "restockItem",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            None,
+            input.reason,
+            |_| ItemCommand::Restock,
+        )
+        .await
     }
 
     async fn update_item_details(
@@ -195,6 +283,16 @@ impl ItemMutation {
             watch: input.watch.as_ref().and_then(convert),
             handbag: input.handbag.as_ref().and_then(convert),
         };
-        act(ctx, Permission::ManageInventory, &input.item_id, None, None, |_| ItemCommand::UpdateDetails(cmd)).await
+        act(
+            ctx,
+            Permission::ManageInventory,
+            "updateItemDetails",
+            input.idempotency_key.clone(),
+            &input.item_id,
+            None,
+            None,
+            |_| ItemCommand::UpdateDetails(cmd),
+        )
+        .await
     }
 }

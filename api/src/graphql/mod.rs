@@ -15,6 +15,7 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, ID
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use commands::idempotency::Once;
 use commands::{CommandContext, CommandError};
 use domain::customer::{CustomerCommand, RegisterCustomer, UpdateCustomer};
 use domain::inventory::{AcquireItem, ChangeItemPrice, ItemCommand};
@@ -274,18 +275,39 @@ impl CoreQuery {
 #[derive(Default)]
 pub struct CoreMutation;
 
-/// Runs a command; a domain rejection becomes payload errors, anything else a GraphQL error.
-pub(crate) async fn run<A: domain::Aggregate>(
-    ctx: &Context<'_>,
-    cctx: &CommandContext,
-    stream_id: &str,
-    command: &A::Command,
-) -> ApiResult<Result<Option<Position>, Vec<UserError>>> {
-    match commands::execute::<A>(&state(ctx).store, cctx, stream_id, command).await {
-        Ok(out) => Ok(Ok(out.position)),
+/// An idempotency key, the mutation it belongs to and the entity it acts on.
+pub(crate) struct Idem<'a> {
+    pub key: Option<&'a str>,
+    pub mutation: &'static str,
+    pub entity: Uuid,
+}
+
+/// Maps a command outcome: a domain rejection becomes payload errors, anything else a GraphQL
+/// error.
+pub(crate) fn outcome(r: Result<Once, CommandError>) -> ApiResult<Result<Once, Vec<UserError>>> {
+    match r {
+        Ok(once) => Ok(Ok(once)),
         Err(CommandError::Rejected(e)) => Ok(Err(vec![(&e).into()])),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Runs one aggregate command at most once per idempotency key (a retry gets the first result).
+pub(crate) async fn run<A: domain::Aggregate>(
+    ctx: &Context<'_>,
+    cctx: &CommandContext,
+    idem: Idem<'_>,
+    stream_id: &str,
+    command: &A::Command,
+) -> ApiResult<Result<Once, Vec<UserError>>> {
+    let store = &state(ctx).store;
+    outcome(
+        commands::idempotency::once(store, cctx, idem.key, idem.mutation, idem.entity, |mut d| async move {
+            d.decide::<A>(stream_id, std::slice::from_ref(command)).await?;
+            Ok(d)
+        })
+        .await,
+    )
 }
 
 /// After a write: wait (bounded) for the read models, so the payload shows the new state.
@@ -419,9 +441,10 @@ impl CoreMutation {
             notes: input.notes,
         });
         let cctx = command_context(ctx, v, None);
-        match run::<domain::inventory::InventoryItem>(ctx, &cctx, &item_id.stream_id(), &cmd).await? {
+        let idem = Idem { key: input.idempotency_key.as_deref(), mutation: "acquireItem", entity: item_id.as_uuid() };
+        match run::<domain::inventory::InventoryItem>(ctx, &cctx, idem, &item_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
-            Ok(position) => item_payload(ctx, v, item_id, position).await,
+            Ok(once) => item_payload(ctx, v, ItemId::from_uuid(once.entity_id), once.position).await,
         }
     }
 
@@ -441,9 +464,11 @@ impl CoreMutation {
         let cmd =
             ItemCommand::ChangePrice(ChangeItemPrice { asking_price, floor_price: None, reason: input.reason.clone() });
         let cctx = command_context(ctx, v, input.reason);
-        match run::<domain::inventory::InventoryItem>(ctx, &cctx, &item_id.stream_id(), &cmd).await? {
+        let idem =
+            Idem { key: input.idempotency_key.as_deref(), mutation: "changeItemPrice", entity: item_id.as_uuid() };
+        match run::<domain::inventory::InventoryItem>(ctx, &cctx, idem, &item_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
-            Ok(position) => item_payload(ctx, v, item_id, position).await,
+            Ok(once) => item_payload(ctx, v, item_id, once.position).await,
         }
     }
 
@@ -454,6 +479,7 @@ impl CoreMutation {
     ) -> async_graphql::Result<CustomerPayload> {
         let v = require(ctx, Permission::ManageCustomers)?;
         let customer_id = CustomerId::new_v7();
+        let key = input.idempotency_key.clone();
         let cmd = CustomerCommand::Register(RegisterCustomer {
             customer_id,
             store_id: StoreId::from_uuid(v.store_id),
@@ -464,9 +490,10 @@ impl CoreMutation {
             tags: input.tags.unwrap_or_default(),
         });
         let cctx = command_context(ctx, v, None);
-        match run::<domain::customer::Customer>(ctx, &cctx, &customer_id.stream_id(), &cmd).await? {
+        let idem = Idem { key: key.as_deref(), mutation: "createCustomer", entity: customer_id.as_uuid() };
+        match run::<domain::customer::Customer>(ctx, &cctx, idem, &customer_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(CustomerPayload { errors, ..Default::default() }),
-            Ok(position) => customer_payload(ctx, v, customer_id, position).await,
+            Ok(once) => customer_payload(ctx, v, CustomerId::from_uuid(once.entity_id), once.position).await,
         }
     }
 
@@ -479,6 +506,7 @@ impl CoreMutation {
         let Ok(customer_id) = Uuid::parse_str(input.customer_id.as_str()).map(CustomerId::from_uuid) else {
             return Ok(CustomerPayload { errors: vec![UserError::invalid_id("customerId")], ..Default::default() });
         };
+        let key = input.idempotency_key.clone();
         let cmd = CustomerCommand::Update(UpdateCustomer {
             name: input.name,
             email: input.email,
@@ -487,9 +515,10 @@ impl CoreMutation {
             tags: input.tags,
         });
         let cctx = command_context(ctx, v, None);
-        match run::<domain::customer::Customer>(ctx, &cctx, &customer_id.stream_id(), &cmd).await? {
+        let idem = Idem { key: key.as_deref(), mutation: "updateCustomer", entity: customer_id.as_uuid() };
+        match run::<domain::customer::Customer>(ctx, &cctx, idem, &customer_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(CustomerPayload { errors, ..Default::default() }),
-            Ok(position) => customer_payload(ctx, v, customer_id, position).await,
+            Ok(once) => customer_payload(ctx, v, customer_id, once.position).await,
         }
     }
 }

@@ -2,12 +2,16 @@
 //! idempotency keys, refunds, fulfilment, cancellation and returns.
 
 use super::types::*;
-use super::{command_context, decode_cursor, encode_cursor, page_size, parse_id, reach, require, run, settled, state};
+use super::{
+    command_context, decode_cursor, encode_cursor, outcome, page_size, parse_id, reach, require, run, settled, state,
+    Idem,
+};
 use crate::auth::{Permission, Viewer};
 use crate::error::ApiError;
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use commands::idempotency::Once;
 use commands::CommandError;
 use domain::sale::{
     CreateSale, RecordPayment, RefundPayment, Sale as SaleAggregate, SaleCommand, SaleLine as DomainLine, TradeIn,
@@ -273,12 +277,16 @@ pub struct CreateSaleInput {
     /// Printed on the invoice; kept for tax/AML after an erasure request (needs a customer).
     pub buyer_name: Option<String>,
     pub buyer_address: Option<String>,
+    /// A retried request with the same key returns the first result and writes nothing.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(InputObject)]
 pub struct SaleActionInput {
     pub sale_id: ID,
     pub reason: Option<String>,
+    /// A retried request with the same key returns the first result and writes nothing.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -331,22 +339,21 @@ fn sale_id(id: &ID) -> Result<SaleId, UserError> {
 }
 
 /// Maps a workflow result: rejections become payload errors, the rest GraphQL errors.
-async fn finish<T>(
+async fn finish(
     ctx: &Context<'_>,
     v: &Viewer,
-    id: SaleId,
-    result: Result<(T, Position), CommandError>,
+    result: Result<Once, CommandError>,
 ) -> async_graphql::Result<SalePayload> {
-    match result {
-        Ok((_, position)) => sale_payload(ctx, v, id, Some(position)).await,
-        Err(CommandError::Rejected(e)) => Ok(rejected(vec![(&e).into()])),
-        Err(e) => Err(ApiError::from(e).into()),
+    match outcome(result)? {
+        Ok(once) => sale_payload(ctx, v, SaleId::from_uuid(once.entity_id), once.position).await,
+        Err(errors) => Ok(rejected(errors)),
     }
 }
 
 async fn single(
     ctx: &Context<'_>,
     permission: Permission,
+    mutation: &'static str,
     id: &ID,
     reason: Option<String>,
     command: SaleCommand,
@@ -357,9 +364,11 @@ async fn single(
         Err(e) => return Ok(rejected(vec![e])),
     };
     let cctx = command_context(ctx, v, reason);
-    match run::<SaleAggregate>(ctx, &cctx, &id.stream_id(), &command).await? {
+    // Payments and refunds carry their own, domain-level idempotency keys.
+    let idem = Idem { key: None, mutation, entity: id.as_uuid() };
+    match run::<SaleAggregate>(ctx, &cctx, idem, &id.stream_id(), &command).await? {
         Err(errors) => Ok(rejected(errors)),
-        Ok(position) => sale_payload(ctx, v, id, position).await,
+        Ok(once) => sale_payload(ctx, v, id, once.position).await,
     }
 }
 
@@ -427,11 +436,9 @@ impl SaleMutation {
             buyer_address: input.buyer_address,
         };
         let cctx = command_context(ctx, v, None);
-        match commands::sales::create_sale(&state(ctx).store, &cctx, cmd).await {
-            Ok(out) => sale_payload(ctx, v, id, out.position).await,
-            Err(CommandError::Rejected(e)) => Ok(rejected(vec![(&e).into()])),
-            Err(e) => Err(ApiError::from(e).into()),
-        }
+        let result =
+            commands::sales::create_sale(&state(ctx).store, &cctx, cmd, input.idempotency_key.as_deref()).await;
+        finish(ctx, v, result).await
     }
 
     /// Confirms a draft: its items become SOLD and it takes the next invoice number, atomically.
@@ -443,8 +450,9 @@ impl SaleMutation {
             Err(e) => return Ok(rejected(vec![e])),
         };
         let cctx = command_context(ctx, v, input.reason);
-        let result = commands::sales::confirm_sale(&state(ctx).store, &cctx, id).await;
-        finish(ctx, v, id, result).await
+        let result =
+            commands::sales::confirm_sale(&state(ctx).store, &cctx, id, input.idempotency_key.as_deref()).await;
+        finish(ctx, v, result).await
     }
 
     async fn record_payment(&self, ctx: &Context<'_>, input: RecordPaymentInput) -> async_graphql::Result<SalePayload> {
@@ -460,7 +468,7 @@ impl SaleMutation {
             idempotency_key: input.idempotency_key,
             provider_reference: input.provider_reference,
         });
-        single(ctx, Permission::ManageSales, &input.sale_id, None, cmd).await
+        single(ctx, Permission::ManageSales, "recordPayment", &input.sale_id, None, cmd).await
     }
 
     /// Refunds never exceed what was paid.
@@ -475,12 +483,12 @@ impl SaleMutation {
             idempotency_key: input.idempotency_key,
             reason: input.reason.clone(),
         });
-        single(ctx, Permission::Refund, &input.sale_id, input.reason, cmd).await
+        single(ctx, Permission::Refund, "refundPayment", &input.sale_id, input.reason, cmd).await
     }
 
     /// A paid sale is handed over.
     async fn fulfil_sale(&self, ctx: &Context<'_>, input: SaleActionInput) -> async_graphql::Result<SalePayload> {
-        single(ctx, Permission::ManageSales, &input.sale_id, input.reason, SaleCommand::Fulfil).await
+        single(ctx, Permission::ManageSales, "fulfilSale", &input.sale_id, input.reason, SaleCommand::Fulfil).await
     }
 
     /// Cancels an unpaid sale; a confirmed one voids its invoice and restocks its items.
@@ -491,8 +499,10 @@ impl SaleMutation {
             Err(e) => return Ok(rejected(vec![e])),
         };
         let cctx = command_context(ctx, v, input.reason.clone());
-        let result = commands::sales::cancel_sale(&state(ctx).store, &cctx, id, input.reason).await;
-        finish(ctx, v, id, result).await
+        let result =
+            commands::sales::cancel_sale(&state(ctx).store, &cctx, id, input.reason, input.idempotency_key.as_deref())
+                .await;
+        finish(ctx, v, result).await
     }
 
     /// Takes a sale back: items RETURNED (to inspect and restock), refund due.
@@ -503,7 +513,9 @@ impl SaleMutation {
             Err(e) => return Ok(rejected(vec![e])),
         };
         let cctx = command_context(ctx, v, input.reason.clone());
-        let result = commands::sales::return_sale(&state(ctx).store, &cctx, id, input.reason).await;
-        finish(ctx, v, id, result).await
+        let result =
+            commands::sales::return_sale(&state(ctx).store, &cctx, id, input.reason, input.idempotency_key.as_deref())
+                .await;
+        finish(ctx, v, result).await
     }
 }

@@ -402,6 +402,8 @@ pub struct AcquireItemInput {
     pub watch: Option<WatchDetails>,
     pub handbag: Option<HandbagDetails>,
     pub notes: Option<String>,
+    /// A retried request with the same key returns the first result and writes nothing.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(InputObject, Debug, Clone)]
@@ -428,6 +430,7 @@ pub struct CreateCustomerInput {
     pub phone: Option<String>,
     pub notes: Option<String>,
     pub tags: Option<Vec<String>>,
+    pub idempotency_key: Option<String>,
 }
 
 /// Omitted fields stay as they are; an empty string clears `email`, `phone` or `notes`.
@@ -439,6 +442,7 @@ pub struct UpdateCustomerInput {
     pub phone: Option<String>,
     pub notes: Option<String>,
     pub tags: Option<Vec<String>>,
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(SimpleObject, Default)]
