@@ -96,6 +96,11 @@ pub async fn seed(state: &AppState) -> Result<bool> {
             phone: None,
             notes: None,
             tags: tags.into_iter().map(Into::into).collect(),
+            address: None,
+            birthday: None,
+            assigned_to: None,
+            source: None,
+            external_ids: Default::default(),
         });
         last = last.max(
             execute::<Customer>(&state.store, &ctx, &customer_id.stream_id(), &cmd).await?.position.unwrap_or(last),

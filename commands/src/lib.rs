@@ -7,6 +7,7 @@
 //! reads read models to decide.
 #![forbid(unsafe_code)]
 
+pub mod customers;
 pub mod idempotency;
 pub mod password;
 pub mod sales;

@@ -25,8 +25,16 @@ pub async fn create_sale(
     once(store, ctx, key, "createSale", cmd.sale_id.as_uuid(), |mut d| async move {
         if let Some(customer) = cmd.customer_id {
             let (c, _, _) = crate::load::<Customer>(store, ctx.store_id, &customer.stream_id()).await?;
-            if c.state.is_none() {
-                return Err(DomainError::invalid("customerId", "no such customer").into());
+            match &c.state {
+                None => return Err(DomainError::invalid("customerId", "no such customer").into()),
+                Some(s) if s.merged_into.is_some() => {
+                    return Err(DomainError::invalid(
+                        "customerId",
+                        "was merged into another customer; use the survivor",
+                    )
+                    .into())
+                }
+                Some(_) => {}
             }
         }
         d.decide::<Sale>(&cmd.sale_id.stream_id(), &[SaleCommand::Create(cmd.clone())]).await?;

@@ -4,8 +4,10 @@
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::values::{Email, PersonName, Phone, Text};
-use crate::{CustomerId, DomainError, Pii, StoreId};
+use crate::{CustomerId, DomainError, Pii, StoreId, UserId};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
 pub struct RegisterCustomer {
@@ -16,6 +18,14 @@ pub struct RegisterCustomer {
     pub phone: Option<String>,
     pub notes: Option<String>,
     pub tags: Vec<String>,
+    pub address: Option<String>,
+    pub birthday: Option<NaiveDate>,
+    /// The staff member who looks after this customer.
+    pub assigned_to: Option<UserId>,
+    /// How the customer came to the store (walk-in, referral, lead API, Shopify…).
+    pub source: Option<String>,
+    /// Ids in other systems, e.g. `shopify` → `"7010423"`; personal data (they identify a person).
+    pub external_ids: BTreeMap<String, String>,
 }
 
 /// `None` leaves a field as it is; `Some("")` clears an optional field.
@@ -26,12 +36,26 @@ pub struct UpdateCustomer {
     pub phone: Option<String>,
     pub notes: Option<String>,
     pub tags: Option<Vec<String>>,
+    pub address: Option<String>,
+    pub birthday: Option<NaiveDate>,
+    pub assigned_to: Option<UserId>,
+    pub source: Option<String>,
+    pub external_ids: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone)]
 pub enum CustomerCommand {
     Register(RegisterCustomer),
     Update(UpdateCustomer),
+    /// On the duplicate: it is merged into `survivor` and takes no more changes.
+    MergeInto {
+        survivor: CustomerId,
+    },
+    /// On the survivor: it absorbs `merged` (its sales, consent and history stay where they are
+    /// and remain replayable; read models point them to the survivor).
+    Absorb {
+        merged: CustomerId,
+    },
 }
 
 /// A contact field that can be cleared.
@@ -41,6 +65,10 @@ pub enum ContactField {
     Email,
     Phone,
     Notes,
+    Address,
+    Birthday,
+    AssignedTo,
+    Source,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +82,16 @@ pub enum CustomerEvent {
         phone: Option<Pii<String>>,
         notes: Option<Pii<String>>,
         tags: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<Pii<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        birthday: Option<Pii<NaiveDate>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_to: Option<UserId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        external_ids: BTreeMap<String, Pii<String>>,
     },
     /// Only the fields that changed are present; `cleared` lists fields set to nothing.
     CustomerDetailsUpdated {
@@ -70,15 +108,34 @@ pub enum CustomerEvent {
         tags: Option<Vec<String>>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         cleared: Vec<ContactField>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<Pii<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        birthday: Option<Pii<NaiveDate>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_to: Option<UserId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_ids: Option<BTreeMap<String, Pii<String>>>,
+    },
+    CustomerMergedInto {
+        customer_id: CustomerId,
+        survivor_id: CustomerId,
+    },
+    CustomerAbsorbed {
+        customer_id: CustomerId,
+        merged_id: CustomerId,
     },
 }
 
 impl CustomerEvent {
     pub fn customer_id(&self) -> CustomerId {
         match self {
-            Self::CustomerRegistered { customer_id, .. } | Self::CustomerDetailsUpdated { customer_id, .. } => {
-                *customer_id
-            }
+            Self::CustomerRegistered { customer_id, .. }
+            | Self::CustomerDetailsUpdated { customer_id, .. }
+            | Self::CustomerMergedInto { customer_id, .. }
+            | Self::CustomerAbsorbed { customer_id, .. } => *customer_id,
         }
     }
 }
@@ -103,6 +160,34 @@ pub struct CustomerState {
     pub phone: Option<Pii<String>>,
     pub notes: Option<Pii<String>>,
     pub tags: Vec<String>,
+    pub address: Option<Pii<String>>,
+    pub birthday: Option<Pii<NaiveDate>>,
+    pub assigned_to: Option<UserId>,
+    pub source: Option<String>,
+    pub external_ids: BTreeMap<String, Pii<String>>,
+    pub merged_into: Option<CustomerId>,
+}
+
+fn parse_external_ids(ids: &BTreeMap<String, String>) -> Result<BTreeMap<String, Pii<String>>, DomainError> {
+    if ids.len() > 20 {
+        return Err(DomainError::invalid("externalIds", "at most 20 external ids"));
+    }
+    ids.iter()
+        .map(|(system, id)| {
+            Ok((
+                Text::parse("externalIds", system, 50)?.into_inner().to_lowercase(),
+                Pii::profile(Text::parse("externalIds", id, 200)?.into_inner()),
+            ))
+        })
+        .collect()
+}
+
+fn parse_birthday(b: NaiveDate) -> Result<NaiveDate, DomainError> {
+    use chrono::Datelike;
+    if b.year() < 1900 || b.year() > 2100 {
+        return Err(DomainError::invalid("birthday", "is not a plausible date of birth"));
+    }
+    Ok(b)
 }
 
 fn parse_tags(tags: &[String]) -> Result<Vec<String>, DomainError> {
@@ -144,6 +229,8 @@ impl Aggregate for Customer {
                 let email = nonempty(&c.email).map(Email::parse).transpose()?;
                 let phone = nonempty(&c.phone).map(Phone::parse).transpose()?;
                 let notes = nonempty(&c.notes).map(parse_notes).transpose()?;
+                let address = nonempty(&c.address).map(|a| Text::parse("address", a, 500)).transpose()?;
+                let source = nonempty(&c.source).map(|s| Text::parse("source", s, 100)).transpose()?;
                 Ok(vec![CustomerEvent::CustomerRegistered {
                     customer_id: c.customer_id,
                     store_id: c.store_id,
@@ -152,9 +239,29 @@ impl Aggregate for Customer {
                     phone: phone.map(|p| Pii::profile(p.as_str().to_owned())),
                     notes: notes.map(Pii::profile),
                     tags: parse_tags(&c.tags)?,
+                    address: address.map(|a| Pii::profile(a.into_inner())),
+                    birthday: c.birthday.map(parse_birthday).transpose()?.map(Pii::profile),
+                    assigned_to: c.assigned_to,
+                    source: source.map(Text::into_inner),
+                    external_ids: parse_external_ids(&c.external_ids)?,
                 }])
             }
-            (CustomerCommand::Update(_), None) => Err(DomainError::NotFound { kind: Self::KIND }),
+            (_, None) => Err(DomainError::NotFound { kind: Self::KIND }),
+            (_, Some(s)) if s.merged_into.is_some() => {
+                Err(DomainError::IllegalTransition { action: "change a customer", state: "MERGED".into() })
+            }
+            (CustomerCommand::MergeInto { survivor }, Some(s)) => {
+                if *survivor == s.id {
+                    return Err(DomainError::invalid("survivorId", "a customer cannot be merged into itself"));
+                }
+                Ok(vec![CustomerEvent::CustomerMergedInto { customer_id: s.id, survivor_id: *survivor }])
+            }
+            (CustomerCommand::Absorb { merged }, Some(s)) => {
+                if *merged == s.id {
+                    return Err(DomainError::invalid("customerId", "a customer cannot absorb itself"));
+                }
+                Ok(vec![CustomerEvent::CustomerAbsorbed { customer_id: s.id, merged_id: *merged }])
+            }
             (CustomerCommand::Update(u), Some(s)) => {
                 if s.name.is_erased() {
                     return Err(DomainError::Erased { kind: Self::KIND });
@@ -191,9 +298,40 @@ impl Aggregate for Customer {
                     Phone::parse(v).map(|p| p.as_str().to_owned())
                 })?;
                 let notes = contact(ContactField::Notes, &u.notes, &s.notes, parse_notes)?;
+                let address = contact(ContactField::Address, &u.address, &s.address, |v| {
+                    Text::parse("address", v, 500).map(Text::into_inner)
+                })?;
                 let tags = match &u.tags {
                     None => None,
                     Some(t) => Some(parse_tags(t)?).filter(|t| *t != s.tags),
+                };
+                let birthday = match u.birthday {
+                    Some(b) if s.birthday.as_ref().and_then(Pii::clear) != Some(&b) => {
+                        Some(Pii::profile(parse_birthday(b)?))
+                    }
+                    _ => None,
+                };
+                let assigned_to = u.assigned_to.filter(|a| s.assigned_to != Some(*a));
+                let source = match u.source.as_deref().map(str::trim) {
+                    None => None,
+                    Some("") => {
+                        if s.source.is_some() {
+                            cleared.push(ContactField::Source);
+                        }
+                        None
+                    }
+                    Some(v) => {
+                        Some(Text::parse("source", v, 100)?.into_inner()).filter(|v| s.source.as_ref() != Some(v))
+                    }
+                };
+                let external_ids = match &u.external_ids {
+                    None => None,
+                    Some(ids) => {
+                        let parsed = parse_external_ids(ids)?;
+                        let same = parsed.len() == s.external_ids.len()
+                            && parsed.iter().all(|(k, v)| s.external_ids.get(k).and_then(Pii::clear) == v.clear());
+                        (!same).then_some(parsed)
+                    }
                 };
                 if name.is_none()
                     && email.is_none()
@@ -201,6 +339,11 @@ impl Aggregate for Customer {
                     && notes.is_none()
                     && tags.is_none()
                     && cleared.is_empty()
+                    && address.is_none()
+                    && birthday.is_none()
+                    && assigned_to.is_none()
+                    && source.is_none()
+                    && external_ids.is_none()
                 {
                     return Ok(vec![]);
                 }
@@ -212,6 +355,11 @@ impl Aggregate for Customer {
                     notes,
                     tags,
                     cleared,
+                    address,
+                    birthday,
+                    assigned_to,
+                    source,
+                    external_ids,
                 }])
             }
         }
@@ -219,7 +367,20 @@ impl Aggregate for Customer {
 
     fn evolve(mut self, event: &CustomerEvent) -> Self {
         match event {
-            CustomerEvent::CustomerRegistered { customer_id, store_id, name, email, phone, notes, tags } => {
+            CustomerEvent::CustomerRegistered {
+                customer_id,
+                store_id,
+                name,
+                email,
+                phone,
+                notes,
+                tags,
+                address,
+                birthday,
+                assigned_to,
+                source,
+                external_ids,
+            } => {
                 self.state = Some(CustomerState {
                     id: *customer_id,
                     store_id: *store_id,
@@ -228,14 +389,41 @@ impl Aggregate for Customer {
                     phone: phone.clone(),
                     notes: notes.clone(),
                     tags: tags.clone(),
+                    address: address.clone(),
+                    birthday: birthday.clone(),
+                    assigned_to: *assigned_to,
+                    source: source.clone(),
+                    external_ids: external_ids.clone(),
+                    merged_into: None,
                 });
             }
-            CustomerEvent::CustomerDetailsUpdated { name, email, phone, notes, tags, cleared, .. } => {
+            CustomerEvent::CustomerMergedInto { survivor_id, .. } => {
+                if let Some(s) = self.state.as_mut() {
+                    s.merged_into = Some(*survivor_id);
+                }
+            }
+            CustomerEvent::CustomerAbsorbed { .. } => {}
+            CustomerEvent::CustomerDetailsUpdated {
+                name,
+                email,
+                phone,
+                notes,
+                tags,
+                cleared,
+                address,
+                birthday,
+                assigned_to,
+                source,
+                external_ids,
+                ..
+            } => {
                 if let Some(s) = self.state.as_mut() {
                     if let Some(n) = name {
                         s.name = n.clone();
                     }
-                    for (new, slot) in [(email, &mut s.email), (phone, &mut s.phone), (notes, &mut s.notes)] {
+                    for (new, slot) in
+                        [(email, &mut s.email), (phone, &mut s.phone), (notes, &mut s.notes), (address, &mut s.address)]
+                    {
                         if let Some(v) = new {
                             *slot = Some(v.clone());
                         }
@@ -243,11 +431,27 @@ impl Aggregate for Customer {
                     if let Some(t) = tags {
                         s.tags = t.clone();
                     }
+                    if let Some(b) = birthday {
+                        s.birthday = Some(b.clone());
+                    }
+                    if let Some(a) = assigned_to {
+                        s.assigned_to = Some(*a);
+                    }
+                    if let Some(src) = source {
+                        s.source = Some(src.clone());
+                    }
+                    if let Some(ids) = external_ids {
+                        s.external_ids = ids.clone();
+                    }
                     for f in cleared {
                         match f {
                             ContactField::Email => s.email = None,
                             ContactField::Phone => s.phone = None,
                             ContactField::Notes => s.notes = None,
+                            ContactField::Address => s.address = None,
+                            ContactField::Birthday => s.birthday = None,
+                            ContactField::AssignedTo => s.assigned_to = None,
+                            ContactField::Source => s.source = None,
                         }
                     }
                 }
@@ -272,6 +476,11 @@ mod tests {
             phone: None,
             notes: Some("".into()),
             tags: vec!["vip".into(), "vip".into(), "rolex".into()],
+            address: None,
+            birthday: None,
+            assigned_to: None,
+            source: Some("walk-in".into()),
+            external_ids: BTreeMap::from([("Shopify".into(), "7010423".into())]),
         }
     }
 
@@ -285,6 +494,11 @@ mod tests {
             phone: None,
             notes: None,
             tags: vec!["vip".into(), "rolex".into()],
+            address: None,
+            birthday: None,
+            assigned_to: None,
+            source: Some("walk-in".into()),
+            external_ids: BTreeMap::from([("shopify".into(), Pii::profile("7010423".into()))]),
         }
     }
 
@@ -320,6 +534,11 @@ mod tests {
                 notes: None,
                 tags: None,
                 cleared: vec![ContactField::Email],
+                address: None,
+                birthday: None,
+                assigned_to: None,
+                source: None,
+                external_ids: None,
             },
         ]);
         let s = c.state.unwrap();
@@ -351,5 +570,34 @@ mod tests {
     #[test]
     fn updating_an_unknown_customer_is_rejected() {
         given::<Customer>(&[]).when(CustomerCommand::Update(UpdateCustomer::default())).then_reject("NOT_FOUND");
+    }
+
+    #[test]
+    fn external_ids_and_birthdays_are_personal_data() {
+        let e = given::<Customer>(&[]).when(CustomerCommand::Register(register())).events();
+        let CustomerEvent::CustomerRegistered { external_ids, .. } = &e[0] else { panic!() };
+        assert_eq!(external_ids["shopify"].class(), KeyClass::Profile);
+        let mut r = register();
+        r.birthday = Some(NaiveDate::from_ymd_opt(1850, 1, 1).unwrap());
+        given::<Customer>(&[]).when(CustomerCommand::Register(r)).then_reject("INVALID");
+    }
+
+    #[test]
+    fn a_merged_customer_points_to_the_survivor_and_takes_no_more_changes() {
+        let survivor = CustomerId::from_uuid(uuid::Uuid::from_u128(99));
+        let merged = given::<Customer>(&[registered()]).when(CustomerCommand::MergeInto { survivor }).then_expect(&[
+            CustomerEvent::CustomerMergedInto { customer_id: register().customer_id, survivor_id: survivor },
+        ]);
+        assert_eq!(merged.state.as_ref().unwrap().merged_into, Some(survivor));
+        let history = [
+            registered(),
+            CustomerEvent::CustomerMergedInto { customer_id: register().customer_id, survivor_id: survivor },
+        ];
+        let u = UpdateCustomer { name: Some("New".into()), ..Default::default() };
+        given::<Customer>(&history).when(CustomerCommand::Update(u)).then_reject("ILLEGAL_TRANSITION");
+        given::<Customer>(&history).when(CustomerCommand::MergeInto { survivor }).then_reject("ILLEGAL_TRANSITION");
+        given::<Customer>(&[registered()])
+            .when(CustomerCommand::MergeInto { survivor: register().customer_id })
+            .then_reject("INVALID");
     }
 }

@@ -22,12 +22,14 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     1 => "0001_event_log.sql",
     2 => "0002_read_models.sql",
     3 => "0003_item_lifecycle.sql",
+    4 => "0004_customer_profile.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     1 => "0001_event_log.sql",
     2 => "0002_read_models.sql",
     3 => "0003_item_lifecycle.sql",
+    4 => "0004_customer_profile.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -51,7 +51,13 @@ fn stream_kind(stream_id: &str) -> &str {
 pub(crate) const ITEM_COLS: &str = "item_id, store_id, status, category, brand, model, reference_number, serial_number, cost_minor, asking_minor, currency, source, attributes, acquired_at, created_seq, updated_at, version, floor_minor, condition, details, notes, held_for, sold_in";
 pub(crate) const CUSTOMER_COLS: &str =
     "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version";
-pub(crate) const CUSTOMER_READ_COLS: &str = "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version, ltv_currency, ltv_minor, order_count, last_purchase_at";
+pub(crate) const CUSTOMER_READ_COLS: &str = "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version, ltv_currency, ltv_minor, order_count, last_purchase_at, address, birthday, assigned_to, source, external_ids, merged_into";
+
+/// External ids as stored in the read model: clear values only.
+fn external_ids_json(ids: &BTreeMap<String, Pii<String>>) -> String {
+    let clear: BTreeMap<&String, &String> = ids.iter().filter_map(|(k, v)| v.clear().map(|v| (k, v))).collect();
+    serde_json::to_string(&clear).expect("map serialises")
+}
 pub(crate) const SALE_COLS: &str = "sale_id, store_id, customer_id, status, invoice_number, currency, total_minor, paid_minor, refunded_minor, lines, trade_ins, payments, created_seq, updated_at, version";
 
 /// The payment record a sale shows for a payment or refund event (shared with history views).
@@ -330,11 +336,24 @@ macro_rules! read_models {
                     }
                     (Kind::Customers, "customer") => {
                         match decode::<CustomerEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
-                            CustomerEvent::CustomerRegistered { customer_id, store_id, name, email, phone, notes, tags } => {
+                            CustomerEvent::CustomerRegistered {
+                                customer_id,
+                                store_id,
+                                name,
+                                email,
+                                phone,
+                                notes,
+                                tags,
+                                address,
+                                birthday,
+                                assigned_to,
+                                source,
+                                external_ids,
+                            } => {
                                 let email = clear(&email);
                                 sqlx::query(&format!(
-                                    "INSERT INTO rm_customers ({CUSTOMER_COLS}, email_lookup)
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)"
+                                    "INSERT INTO rm_customers ({CUSTOMER_COLS}, email_lookup, address, birthday, assigned_to, source, external_ids)
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13, $14, $15, $16)"
                                 ))
                                 .bind(customer_id.as_uuid())
                                 .bind(store_id.as_uuid())
@@ -347,8 +366,42 @@ macro_rules! read_models {
                                 .bind(seq)
                                 .bind(at)
                                 .bind(email.map(|e| e.to_lowercase()))
+                                .bind(clear(&address))
+                                .bind(birthday.as_ref().and_then(Pii::clear).map(|b| b.to_string()))
+                                .bind(assigned_to.map(|a| a.as_uuid()))
+                                .bind(source)
+                                .bind(external_ids_json(&external_ids))
                                 .execute(&mut **tx)
                                 .await?;
+                            }
+                            CustomerEvent::CustomerMergedInto { customer_id, survivor_id } => {
+                                sqlx::query("UPDATE rm_customers SET merged_into = $1, updated_at = $2, version = version + 1 WHERE customer_id = $3")
+                                    .bind(survivor_id.as_uuid())
+                                    .bind(at)
+                                    .bind(customer_id.as_uuid())
+                                    .execute(&mut **tx)
+                                    .await?;
+                            }
+                            CustomerEvent::CustomerAbsorbed { customer_id, merged_id } => {
+                                // The survivor takes over the duplicate's purchase history totals;
+                                // moved, not copied, so store-wide sums stay right.
+                                sqlx::query(
+                                    "UPDATE rm_customers SET
+                                       ltv_currency = COALESCE(ltv_currency, (SELECT ltv_currency FROM rm_customers WHERE customer_id = $1)),
+                                       ltv_minor = ltv_minor + COALESCE((SELECT ltv_minor FROM rm_customers WHERE customer_id = $1), 0),
+                                       order_count = order_count + COALESCE((SELECT order_count FROM rm_customers WHERE customer_id = $1), 0),
+                                       updated_at = $2, version = version + 1
+                                     WHERE customer_id = $3",
+                                )
+                                .bind(merged_id.as_uuid())
+                                .bind(at)
+                                .bind(customer_id.as_uuid())
+                                .execute(&mut **tx)
+                                .await?;
+                                sqlx::query("UPDATE rm_customers SET ltv_minor = 0, order_count = 0 WHERE customer_id = $1")
+                                    .bind(merged_id.as_uuid())
+                                    .execute(&mut **tx)
+                                    .await?;
                             }
                             CustomerEvent::CustomerDetailsUpdated {
                                 customer_id,
@@ -358,6 +411,11 @@ macro_rules! read_models {
                                 notes,
                                 tags,
                                 cleared,
+                                address,
+                                birthday,
+                                assigned_to,
+                                source,
+                                external_ids,
                             } => {
                                 let id = customer_id.as_uuid();
                                 let set = |col: &'static str, v: Option<String>| {
@@ -372,16 +430,43 @@ macro_rules! read_models {
                                 if let Some(n) = &name {
                                     updates.push(set("name", n.clear().cloned()));
                                 }
-                                for (col, v) in [("email", &email), ("phone", &phone), ("notes", &notes)] {
+                                if let Some(b) = &birthday {
+                                    updates.push(set("birthday", b.clear().map(|b| b.to_string())));
+                                }
+                                if let Some(s) = &source {
+                                    updates.push(set("source", Some(s.clone())));
+                                }
+                                if let Some(ids) = &external_ids {
+                                    updates.push(set("external_ids", Some(external_ids_json(ids))));
+                                }
+                                if let Some(a) = assigned_to {
+                                    sqlx::query("UPDATE rm_customers SET assigned_to = $1 WHERE customer_id = $2")
+                                        .bind(a.as_uuid())
+                                        .bind(id)
+                                        .execute(&mut **tx)
+                                        .await?;
+                                }
+                                for (col, v) in [("email", &email), ("phone", &phone), ("notes", &notes), ("address", &address)] {
                                     if v.is_some() {
                                         updates.push(set(col, clear(v)));
                                     }
                                 }
                                 for f in &cleared {
+                                    if *f == ContactField::AssignedTo {
+                                        sqlx::query("UPDATE rm_customers SET assigned_to = NULL WHERE customer_id = $1")
+                                            .bind(id)
+                                            .execute(&mut **tx)
+                                            .await?;
+                                        continue;
+                                    }
                                     let col = match f {
                                         ContactField::Email => "email",
                                         ContactField::Phone => "phone",
                                         ContactField::Notes => "notes",
+                                        ContactField::Address => "address",
+                                        ContactField::Birthday => "birthday",
+                                        ContactField::Source => "source",
+                                        ContactField::AssignedTo => unreachable!("handled above"),
                                     };
                                     updates.push(set(col, None));
                                 }
@@ -606,6 +691,12 @@ macro_rules! read_models {
                     },
                     order_count: r.try_get("order_count")?,
                     last_purchase_at: r.try_get::<Option<i64>, _>("last_purchase_at")?.map(from_micros),
+                    address: r.try_get("address")?,
+                    birthday: r.try_get::<Option<String>, _>("birthday")?.and_then(|b| b.parse().ok()),
+                    assigned_to: r.try_get("assigned_to")?,
+                    source: r.try_get("source")?,
+                    external_ids: serde_json::from_str(&r.try_get::<String, _>("external_ids")?).unwrap_or_default(),
+                    merged_into: r.try_get("merged_into")?,
                 })
             }
 
@@ -686,7 +777,8 @@ macro_rules! read_models {
             }
 
             fn customer_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<CustomerFilter, CustomerSortField>) {
-                qb.push(" WHERE store_id = ").push_bind(q.store_id);
+                // Merged duplicates are reachable by id, not listed.
+                qb.push(" WHERE merged_into IS NULL AND store_id = ").push_bind(q.store_id);
                 if let Some(t) = &q.filter.tag {
                     // Tags are a JSON array of strings; match the quoted element.
                     let quoted = serde_json::to_string(t).expect("string serialises");

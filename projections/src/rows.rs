@@ -74,6 +74,13 @@ pub struct CustomerRow {
     pub lifetime_value: Option<Money>,
     pub order_count: i64,
     pub last_purchase_at: Option<DateTime<Utc>>,
+    pub address: Option<String>,
+    pub birthday: Option<chrono::NaiveDate>,
+    pub assigned_to: Option<Uuid>,
+    pub source: Option<String>,
+    pub external_ids: BTreeMap<String, String>,
+    /// Set on a merged duplicate: the customer it was merged into.
+    pub merged_into: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

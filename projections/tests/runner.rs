@@ -72,6 +72,11 @@ async fn world(tdb: &TestDatabase) -> World {
             phone: None,
             notes: None,
             tags: vec!["vip".into()],
+            address: None,
+            birthday: None,
+            assigned_to: None,
+            source: None,
+            external_ids: Default::default(),
         });
         execute::<Customer>(&store, &ctx, &id.stream_id(), &reg).await.unwrap();
         let upd = CustomerCommand::Update(UpdateCustomer {

@@ -633,6 +633,73 @@ async fn a_retried_mutation_with_an_idempotency_key_returns_the_first_result(app
     assert_eq!(r["data"]["createCustomer"]["errors"], json!([{"field": "idempotencyKey", "code": "INVALID"}]), "{r}");
 }
 
+async fn duplicate_customers_merge_into_a_survivor_that_keeps_their_history(app: TestApp) {
+    let owner = app.owner().await;
+    let r = app
+        .gql(Some(&owner), "mutation { createCustomer(input: {name: \"Dup Licate\", address: \"9 Secret Lane\", birthday: \"1980-02-29\", source: \"walk-in\", externalIds: [{system: \"shopify\", id: \"SHOP-55501\"}]}) { customer { id address birthday source externalIds { system id } } errors { code field } } }", json!({}))
+        .await;
+    let c = &r["data"]["createCustomer"]["customer"];
+    assert_eq!(c["birthday"], "1980-02-29", "{r}");
+    assert_eq!(c["externalIds"], json!([{"system": "shopify", "id": "SHOP-55501"}]));
+    let dup = c["id"].as_str().unwrap().to_owned();
+    let survivor = create_customer(&app, &owner, "Sur Vivor").await;
+    let item = acquire_item(&app, &owner, "500.00").await;
+    let r = app
+        .gql(Some(&owner), &format!("mutation($c: ID!, $i: ID!) {{ createSale(input: {{customerId: $c, lines: [{{itemId: $i, price: {{amount: \"500.00\", currency: \"USD\"}}}}]}}) {{ {SALE_FIELDS} }} }}"), json!({"c": dup, "i": item}))
+        .await;
+    let sale = r["data"]["createSale"]["sale"]["id"].as_str().unwrap().to_owned();
+    app.gql(
+        Some(&owner),
+        &format!("mutation($s: ID!) {{ confirmSale(input: {{saleId: $s}}) {{ {SALE_FIELDS} }} }}"),
+        json!({"s": sale}),
+    )
+    .await;
+    let r = app
+        .gql(Some(&owner), "mutation($c: ID!, $s: ID!) { mergeCustomers(input: {customerId: $c, survivorId: $s}) { customer { id lifetimeValue { amount } orderCount } errors { code field } } }", json!({"c": dup, "s": survivor}))
+        .await;
+    assert_eq!(
+        r["data"]["mergeCustomers"]["customer"],
+        json!({"id": survivor, "lifetimeValue": {"amount": "500.00"}, "orderCount": 1}),
+        "{r}"
+    );
+    let r = app.gql(Some(&owner), "query($c: ID!) { customer(id: $c) { mergedIntoId lifetimeValue { amount } } customers(where: {nameContains: \"licate\"}) { totalCount } }", json!({"c": dup})).await;
+    assert_eq!(r["data"]["customer"]["mergedIntoId"], json!(survivor), "{r}");
+    assert_eq!(r["data"]["customers"]["totalCount"], 0, "merged duplicates are hidden from lists");
+    let r = app
+        .gql(
+            Some(&owner),
+            "mutation($c: ID!) { updateCustomer(input: {customerId: $c, name: \"Again\"}) { errors { code } } }",
+            json!({"c": dup}),
+        )
+        .await;
+    assert_eq!(r["data"]["updateCustomer"]["errors"][0]["code"], "ILLEGAL_TRANSITION", "{r}");
+    let r = app
+        .gql(Some(&owner), &format!("mutation($c: ID!, $i: ID!) {{ createSale(input: {{customerId: $c, lines: [{{itemId: $i, price: {{amount: \"1.00\", currency: \"USD\"}}}}]}}) {{ {SALE_FIELDS} }} }}"), json!({"c": dup, "i": item}))
+        .await;
+    assert_eq!(r["data"]["createSale"]["errors"][0]["field"], "customerId", "{r}");
+    let r = app
+        .gql(
+            Some(&owner),
+            "mutation($c: ID!) { mergeCustomers(input: {customerId: $c, survivorId: $c}) { errors { code } } }",
+            json!({"c": survivor}),
+        )
+        .await;
+    assert_eq!(r["data"]["mergeCustomers"]["errors"][0]["code"], "INVALID", "{r}");
+    // The duplicate's history still replays, including the merge.
+    let r = app
+        .gql(
+            Some(&owner),
+            "query($c: ID!) { customer(id: $c, asOf: \"2999-01-01T00:00:00Z\") { name mergedIntoId } }",
+            json!({"c": dup}),
+        )
+        .await;
+    assert_eq!(r["data"]["customer"], json!({"name": "Dup Licate", "mergedIntoId": survivor}), "{r}");
+    let raw = raw_payloads(&app).await;
+    for secret in ["9 Secret Lane", "SHOP-55501", "1980-02-29"] {
+        assert!(raw.iter().all(|p| !p.contains(secret)), "{secret} in plaintext in the log");
+    }
+}
+
 macro_rules! api_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -666,6 +733,7 @@ api_tests!(
     cancelling_a_confirmed_sale_voids_its_invoice_and_restocks_the_item,
     consent_is_granted_withdrawn_and_answerable_as_of_an_instant,
     a_retried_mutation_with_an_idempotency_key_returns_the_first_result,
+    duplicate_customers_merge_into_a_survivor_that_keeps_their_history,
 );
 
 #[test]

@@ -136,6 +136,10 @@ fn clear(p: Option<Pii<String>>) -> Option<String> {
     p.and_then(|p| p.clear().cloned())
 }
 
+fn clear_map(ids: std::collections::BTreeMap<String, Pii<String>>) -> std::collections::BTreeMap<String, String> {
+    ids.into_iter().filter_map(|(k, v)| v.clear().cloned().map(|v| (k, v))).collect()
+}
+
 pub async fn customer_as_of(
     store: &EventStore,
     store_id: Uuid,
@@ -145,7 +149,20 @@ pub async fn customer_as_of(
     let mut row: Option<CustomerRow> = None;
     for e in events_until(store, store_id, &id.stream_id(), at).await? {
         match decode_or_internal::<CustomerEvent>(&e)? {
-            CustomerEvent::CustomerRegistered { customer_id, store_id, name, email, phone, notes, tags } => {
+            CustomerEvent::CustomerRegistered {
+                customer_id,
+                store_id,
+                name,
+                email,
+                phone,
+                notes,
+                tags,
+                address,
+                birthday,
+                assigned_to,
+                source,
+                external_ids,
+            } => {
                 row = Some(CustomerRow {
                     id: customer_id.as_uuid(),
                     store_id: store_id.as_uuid(),
@@ -162,18 +179,64 @@ pub async fn customer_as_of(
                     lifetime_value: None,
                     order_count: 0,
                     last_purchase_at: None,
+                    address: clear(address),
+                    birthday: birthday.and_then(|b| b.clear().copied()),
+                    assigned_to: assigned_to.map(|a| a.as_uuid()),
+                    source,
+                    external_ids: clear_map(external_ids),
+                    merged_into: None,
                 })
             }
-            CustomerEvent::CustomerDetailsUpdated { name, email, phone, notes, tags, cleared, .. } => {
+            CustomerEvent::CustomerMergedInto { survivor_id, .. } => {
+                if let Some(r) = row.as_mut() {
+                    r.merged_into = Some(survivor_id.as_uuid());
+                    r.updated_at = e.recorded_at;
+                    r.version += 1;
+                }
+            }
+            CustomerEvent::CustomerAbsorbed { .. } => {
+                if let Some(r) = row.as_mut() {
+                    r.updated_at = e.recorded_at;
+                    r.version += 1;
+                }
+            }
+            CustomerEvent::CustomerDetailsUpdated {
+                name,
+                email,
+                phone,
+                notes,
+                tags,
+                cleared,
+                address,
+                birthday,
+                assigned_to,
+                source,
+                external_ids,
+                ..
+            } => {
                 if let Some(r) = row.as_mut() {
                     if let Some(n) = name {
                         r.erased = n.is_erased();
                         r.name = clear(Some(n));
                     }
-                    for (new, slot) in [(email, &mut r.email), (phone, &mut r.phone), (notes, &mut r.notes)] {
+                    for (new, slot) in
+                        [(email, &mut r.email), (phone, &mut r.phone), (notes, &mut r.notes), (address, &mut r.address)]
+                    {
                         if new.is_some() {
                             *slot = clear(new);
                         }
+                    }
+                    if let Some(b) = birthday {
+                        r.birthday = b.clear().copied();
+                    }
+                    if let Some(a) = assigned_to {
+                        r.assigned_to = Some(a.as_uuid());
+                    }
+                    if source.is_some() {
+                        r.source = source;
+                    }
+                    if let Some(ids) = external_ids {
+                        r.external_ids = clear_map(ids);
                     }
                     if let Some(t) = tags {
                         r.tags = t;
@@ -183,6 +246,10 @@ pub async fn customer_as_of(
                             ContactField::Email => r.email = None,
                             ContactField::Phone => r.phone = None,
                             ContactField::Notes => r.notes = None,
+                            ContactField::Address => r.address = None,
+                            ContactField::Birthday => r.birthday = None,
+                            ContactField::AssignedTo => r.assigned_to = None,
+                            ContactField::Source => r.source = None,
                         }
                     }
                     r.updated_at = e.recorded_at;

@@ -480,6 +480,10 @@ impl CoreMutation {
         let v = require(ctx, Permission::ManageCustomers)?;
         let customer_id = CustomerId::new_v7();
         let key = input.idempotency_key.clone();
+        let assigned_to = match staff_id(input.assigned_to_id.as_ref()) {
+            Ok(a) => a,
+            Err(e) => return Ok(CustomerPayload { errors: vec![e], ..Default::default() }),
+        };
         let cmd = CustomerCommand::Register(RegisterCustomer {
             customer_id,
             store_id: StoreId::from_uuid(v.store_id),
@@ -488,6 +492,11 @@ impl CoreMutation {
             phone: input.phone,
             notes: input.notes,
             tags: input.tags.unwrap_or_default(),
+            address: input.address,
+            birthday: input.birthday,
+            assigned_to,
+            source: input.source,
+            external_ids: external_ids(input.external_ids),
         });
         let cctx = command_context(ctx, v, None);
         let idem = Idem { key: key.as_deref(), mutation: "createCustomer", entity: customer_id.as_uuid() };
@@ -507,12 +516,21 @@ impl CoreMutation {
             return Ok(CustomerPayload { errors: vec![UserError::invalid_id("customerId")], ..Default::default() });
         };
         let key = input.idempotency_key.clone();
+        let assigned_to = match staff_id(input.assigned_to_id.as_ref()) {
+            Ok(a) => a,
+            Err(e) => return Ok(CustomerPayload { errors: vec![e], ..Default::default() }),
+        };
         let cmd = CustomerCommand::Update(UpdateCustomer {
             name: input.name,
             email: input.email,
             phone: input.phone,
             notes: input.notes,
             tags: input.tags,
+            address: input.address,
+            birthday: input.birthday,
+            assigned_to,
+            source: input.source,
+            external_ids: input.external_ids.map(|ids| external_ids(Some(ids))),
         });
         let cctx = command_context(ctx, v, None);
         let idem = Idem { key: key.as_deref(), mutation: "updateCustomer", entity: customer_id.as_uuid() };
@@ -521,6 +539,49 @@ impl CoreMutation {
             Ok(once) => customer_payload(ctx, v, customer_id, once.position).await,
         }
     }
+
+    /// Merges a duplicate customer into the survivor (both in one atomic append). The duplicate
+    /// then points to the survivor (`mergedIntoId`) and is hidden from lists; its history, sales
+    /// and consent stay replayable; the survivor takes over its lifetime value.
+    async fn merge_customers(
+        &self,
+        ctx: &Context<'_>,
+        input: MergeCustomersInput,
+    ) -> async_graphql::Result<CustomerPayload> {
+        let v = require(ctx, Permission::ManageCustomers)?;
+        let parse = |id: &ID, field: &str| {
+            Uuid::parse_str(id.as_str()).map(CustomerId::from_uuid).map_err(|_| UserError::invalid_id(field))
+        };
+        let (merged, survivor) =
+            match (parse(&input.customer_id, "customerId"), parse(&input.survivor_id, "survivorId")) {
+                (Ok(m), Ok(s)) => (m, s),
+                (Err(e), _) | (_, Err(e)) => return Ok(CustomerPayload { errors: vec![e], ..Default::default() }),
+            };
+        let cctx = command_context(ctx, v, None);
+        let result = commands::customers::merge_customers(
+            &state(ctx).store,
+            &cctx,
+            merged,
+            survivor,
+            input.idempotency_key.as_deref(),
+        )
+        .await;
+        match outcome(result)? {
+            Err(errors) => Ok(CustomerPayload { errors, ..Default::default() }),
+            Ok(once) => customer_payload(ctx, v, survivor, once.position).await,
+        }
+    }
+}
+
+fn staff_id(id: Option<&ID>) -> Result<Option<domain::UserId>, UserError> {
+    id.map(|i| {
+        Uuid::parse_str(i.as_str()).map(domain::UserId::from_uuid).map_err(|_| UserError::invalid_id("assignedToId"))
+    })
+    .transpose()
+}
+
+fn external_ids(ids: Option<Vec<ExternalId>>) -> std::collections::BTreeMap<String, String> {
+    ids.unwrap_or_default().into_iter().map(|e| (e.system, e.id)).collect()
 }
 
 pub(crate) async fn item_payload(

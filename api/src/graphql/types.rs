@@ -281,6 +281,28 @@ impl Customer {
     async fn order_count(&self) -> i64 {
         self.0.order_count
     }
+    async fn address(&self) -> Option<&str> {
+        self.0.address.as_deref()
+    }
+    async fn birthday(&self) -> Option<chrono::NaiveDate> {
+        self.0.birthday
+    }
+    /// The staff member who looks after this customer.
+    async fn assigned_to_id(&self) -> Option<ID> {
+        self.0.assigned_to.map(|a| ID(a.to_string()))
+    }
+    /// How the customer came to the store.
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
+    }
+    /// Ids in other systems (Shopify, QuickBooks…).
+    async fn external_ids(&self) -> Vec<ExternalId> {
+        self.0.external_ids.iter().map(|(system, id)| ExternalId { system: system.clone(), id: id.clone() }).collect()
+    }
+    /// Set when this customer was merged into another: use that one.
+    async fn merged_into_id(&self) -> Option<ID> {
+        self.0.merged_into.map(|m| ID(m.to_string()))
+    }
     async fn last_purchase_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_purchase_at
     }
@@ -423,6 +445,15 @@ pub struct InventoryItemPayload {
     pub errors: Vec<UserError>,
 }
 
+/// An id of the customer in another system.
+#[derive(SimpleObject, InputObject, Debug, Clone)]
+#[graphql(input_name = "ExternalIdInput")]
+pub struct ExternalId {
+    /// e.g. `shopify`, `quickbooks`.
+    pub system: String,
+    pub id: String,
+}
+
 #[derive(InputObject, Debug, Clone)]
 pub struct CreateCustomerInput {
     pub name: String,
@@ -430,6 +461,12 @@ pub struct CreateCustomerInput {
     pub phone: Option<String>,
     pub notes: Option<String>,
     pub tags: Option<Vec<String>>,
+    pub address: Option<String>,
+    pub birthday: Option<chrono::NaiveDate>,
+    pub assigned_to_id: Option<ID>,
+    pub source: Option<String>,
+    /// Replaces the whole set when given.
+    pub external_ids: Option<Vec<ExternalId>>,
     pub idempotency_key: Option<String>,
 }
 
@@ -442,6 +479,12 @@ pub struct UpdateCustomerInput {
     pub phone: Option<String>,
     pub notes: Option<String>,
     pub tags: Option<Vec<String>>,
+    pub address: Option<String>,
+    pub birthday: Option<chrono::NaiveDate>,
+    pub assigned_to_id: Option<ID>,
+    pub source: Option<String>,
+    /// Replaces the whole set when given.
+    pub external_ids: Option<Vec<ExternalId>>,
     pub idempotency_key: Option<String>,
 }
 
@@ -561,4 +604,13 @@ pub struct AuthenticationRecord {
 
 fn detail<T: serde::de::DeserializeOwned>(details: &serde_json::Value, key: &str) -> Option<T> {
     details.get(key).filter(|v| !v.is_null()).and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+#[derive(InputObject, Debug, Clone)]
+pub struct MergeCustomersInput {
+    /// The duplicate, merged away.
+    pub customer_id: ID,
+    /// The customer that remains.
+    pub survivor_id: ID,
+    pub idempotency_key: Option<String>,
 }
