@@ -72,6 +72,7 @@ pub async fn seed(state: &AppState) -> Result<bool> {
             acquired_at: chrono::Utc::now(),
             floor_price: None,
             counterparty: None,
+            vendor: None,
             consignor_payout: (source == AcquisitionSource::Consignment)
                 .then_some(domain::inventory::ConsignorPayout::Percentage { basis_points: 8000 }),
             condition: Some(domain::inventory::ConditionGrade::Excellent),

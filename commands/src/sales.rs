@@ -90,6 +90,7 @@ pub async fn confirm_sale(
                 acquired_at: chrono::Utc::now(),
                 floor_price: None,
                 counterparty: draft.customer_id,
+                vendor: None,
                 consignor_payout: None,
                 condition: None,
                 watch: None,

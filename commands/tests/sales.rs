@@ -39,6 +39,7 @@ async fn acquire(store: &EventStore, ctx: &CommandContext) -> ItemId {
         acquired_at: chrono::Utc::now(),
         floor_price: None,
         counterparty: None,
+        vendor: None,
         consignor_payout: None,
         condition: None,
         watch: None,

@@ -136,8 +136,10 @@ pub struct AcquireItem {
     pub attributes: BTreeMap<String, String>,
     pub acquired_at: DateTime<Utc>,
     pub floor_price: Option<Money>,
-    /// The customer (or vendor, when absent) it came from.
+    /// The customer it came from, if it came from a customer.
     pub counterparty: Option<CustomerId>,
+    /// The dealer, auction house or supplier it came from, if not a customer.
+    pub vendor: Option<String>,
     pub consignor_payout: Option<ConsignorPayout>,
     pub condition: Option<ConditionGrade>,
     pub watch: Option<WatchDetails>,
@@ -223,6 +225,8 @@ pub enum ItemEvent {
         floor_price: Option<Money>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         counterparty: Option<CustomerId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vendor: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         consignor_payout: Option<ConsignorPayout>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -440,6 +444,9 @@ fn acquire(cmd: &AcquireItem) -> Result<Vec<ItemEvent>, DomainError> {
     }
     check_floor(&cmd.floor_price, &cmd.asking_price)?;
     check_details(cmd.category, &cmd.watch, &cmd.handbag)?;
+    if cmd.counterparty.is_some() && cmd.vendor.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+        return Err(DomainError::invalid("vendor", "give a customer or a vendor as the counterparty, not both"));
+    }
     if cmd.attributes.len() > MAX_ATTRIBUTES {
         return Err(DomainError::invalid("attributes", format!("at most {MAX_ATTRIBUTES} entries")));
     }
@@ -464,6 +471,7 @@ fn acquire(cmd: &AcquireItem) -> Result<Vec<ItemEvent>, DomainError> {
         acquired_at: cmd.acquired_at,
         floor_price: cmd.floor_price,
         counterparty: cmd.counterparty,
+        vendor: optional_text("vendor", &cmd.vendor, 200)?,
         consignor_payout: cmd.consignor_payout.clone(),
         condition: cmd.condition,
         watch: cmd.watch.clone(),
@@ -688,6 +696,7 @@ mod tests {
             acquired_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
             floor_price: None,
             counterparty: None,
+            vendor: None,
             consignor_payout: None,
             condition: Some(ConditionGrade::Excellent),
             watch: Some(WatchDetails { year: Some(2021), has_box: true, has_papers: true, ..Default::default() }),
@@ -713,6 +722,7 @@ mod tests {
             acquired_at: c.acquired_at,
             floor_price: None,
             counterparty: None,
+            vendor: None,
             consignor_payout: None,
             condition: c.condition,
             watch: c.watch,
@@ -747,6 +757,16 @@ mod tests {
         p.cost = None;
         let e = given::<InventoryItem>(&[]).when(ItemCommand::Acquire(p)).then_reject("INVALID");
         assert_eq!(e.field(), Some("cost"));
+    }
+
+    #[test]
+    fn a_piece_comes_from_a_customer_or_a_vendor_not_both() {
+        let mut c = acquire_cmd();
+        c.vendor = Some("Chrono Dealers Ltd".into());
+        given::<InventoryItem>(&[]).when(ItemCommand::Acquire(c.clone())).events();
+        c.counterparty = Some(CustomerId::from_uuid(uuid::Uuid::from_u128(5)));
+        let e = given::<InventoryItem>(&[]).when(ItemCommand::Acquire(c)).then_reject("INVALID");
+        assert_eq!(e.field(), Some("vendor"));
     }
 
     #[test]

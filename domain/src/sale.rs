@@ -218,6 +218,7 @@ pub struct SaleState {
     pub paid: i64,
     pub refunded: i64,
     pub invoice_number: Option<u64>,
+    pub salesperson: Option<UserId>,
     /// Idempotency keys already used, with the payment or refund they recorded.
     pub keys: Vec<(String, Uuid)>,
 }
@@ -455,7 +456,9 @@ impl Aggregate for Sale {
     }
 
     fn evolve(mut self, event: &SaleEvent) -> Self {
-        if let SaleEvent::SaleDrafted { sale_id, store_id, customer_id, lines, trade_ins, total, .. } = event {
+        if let SaleEvent::SaleDrafted { sale_id, store_id, customer_id, lines, trade_ins, total, salesperson, .. } =
+            event
+        {
             self.state = Some(SaleState {
                 id: *sale_id,
                 store_id: *store_id,
@@ -467,6 +470,7 @@ impl Aggregate for Sale {
                 paid: 0,
                 refunded: 0,
                 invoice_number: None,
+                salesperson: *salesperson,
                 keys: vec![],
             });
             return self;

@@ -23,6 +23,7 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     2 => "0002_read_models.sql",
     3 => "0003_item_lifecycle.sql",
     4 => "0004_customer_profile.sql",
+    5 => "0005_sale_salesperson.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -30,6 +31,7 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     2 => "0002_read_models.sql",
     3 => "0003_item_lifecycle.sql",
     4 => "0004_customer_profile.sql",
+    5 => "0005_sale_salesperson.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

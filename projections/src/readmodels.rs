@@ -58,7 +58,7 @@ fn external_ids_json(ids: &BTreeMap<String, Pii<String>>) -> String {
     let clear: BTreeMap<&String, &String> = ids.iter().filter_map(|(k, v)| v.clear().map(|v| (k, v))).collect();
     serde_json::to_string(&clear).expect("map serialises")
 }
-pub(crate) const SALE_COLS: &str = "sale_id, store_id, customer_id, status, invoice_number, currency, total_minor, paid_minor, refunded_minor, lines, trade_ins, payments, created_seq, updated_at, version";
+pub(crate) const SALE_COLS: &str = "sale_id, store_id, customer_id, status, invoice_number, currency, total_minor, paid_minor, refunded_minor, lines, trade_ins, payments, created_seq, updated_at, version, salesperson";
 
 /// The payment record a sale shows for a payment or refund event (shared with history views).
 pub fn payment_json(event: &SaleEvent, at: DateTime<Utc>) -> Option<serde_json::Value> {
@@ -202,6 +202,7 @@ macro_rules! read_models {
                             acquired_at,
                             floor_price,
                             counterparty,
+                            vendor,
                             consignor_payout,
                             condition,
                             watch,
@@ -210,7 +211,7 @@ macro_rules! read_models {
                         } => {
                             let details = serde_json::json!({
                                 "watch": watch, "handbag": handbag, "consignorPayout": consignor_payout,
-                                "counterparty": counterparty,
+                                "counterparty": counterparty, "vendor": vendor,
                             });
                             sqlx::query(&format!(
                                 "INSERT INTO rm_inventory_items ({ITEM_COLS})
@@ -502,9 +503,9 @@ macro_rules! read_models {
 
             async fn apply_sale(tx: &mut Tx<'_>, e: &RecordedEvent, event: SaleEvent) -> Result<()> {
                 let at = micros(e.recorded_at);
-                if let SaleEvent::SaleDrafted { sale_id, store_id, customer_id, lines, trade_ins, total, .. } = &event {
+                if let SaleEvent::SaleDrafted { sale_id, store_id, customer_id, lines, trade_ins, total, salesperson, .. } = &event {
                     sqlx::query(&format!(
-                        "INSERT INTO rm_sales ({SALE_COLS}) VALUES ($1, $2, $3, 'DRAFT', NULL, $4, $5, 0, 0, $6, $7, '[]', $8, $9, 1)"
+                        "INSERT INTO rm_sales ({SALE_COLS}) VALUES ($1, $2, $3, 'DRAFT', NULL, $4, $5, 0, 0, $6, $7, '[]', $8, $9, 1, $10)"
                     ))
                     .bind(sale_id.as_uuid())
                     .bind(store_id.as_uuid())
@@ -515,6 +516,7 @@ macro_rules! read_models {
                     .bind(serde_json::to_string(trade_ins).expect("trade-ins serialise"))
                     .bind(e.position.seq)
                     .bind(at)
+                    .bind(salesperson.map(|u| u.as_uuid()))
                     .execute(&mut **tx)
                     .await?;
                     return Ok(());
@@ -597,6 +599,7 @@ macro_rules! read_models {
                     created_seq: r.try_get("created_seq")?,
                     updated_at: from_micros(r.try_get("updated_at")?),
                     version: r.try_get("version")?,
+                    salesperson: r.try_get("salesperson")?,
                 })
             }
 

@@ -48,6 +48,7 @@ pub struct SaleRow {
     pub created_seq: i64,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub salesperson: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -42,6 +42,7 @@ async fn world(tdb: &TestDatabase) -> World {
             acquired_at: chrono::Utc::now(),
             floor_price: None,
             counterparty: None,
+            vendor: None,
             consignor_payout: None,
             condition: None,
             watch: None,

@@ -86,7 +86,8 @@ fn acquire_input(price: &str) -> Value {
         "cost": {"amount": "2500.00", "currency": "USD"},
         "askingPrice": {"amount": price, "currency": "USD"},
         "acquisition": {"source": "PURCHASE"},
-        "attributes": [{"key": "dial", "value": "blue"}]
+        "attributes": [{"key": "dial", "value": "blue"}],
+        "vendor": "Chrono Dealers Ltd"
     }})
 }
 
@@ -191,6 +192,18 @@ async fn mutations_return_a_position_that_reads_your_writes(app: TestApp) {
     let p = &r["data"]["acquireItem"];
     let id = p["item"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
     assert_eq!(p["item"]["askingPrice"], json!({"amount": "3900.00", "currency": "USD"}));
+    let r = app
+        .gql(
+            Some(&token),
+            "query($id: ID!) { inventoryItem(id: $id) { vendor attributes { key value } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["inventoryItem"],
+        json!({"vendor": "Chrono Dealers Ltd", "attributes": [{"key": "dial", "value": "blue"}]}),
+        "{r}"
+    );
     let r = app
         .gql(
             Some(&token),
@@ -423,7 +436,7 @@ async fn an_item_moves_through_its_lifecycle_and_illegal_moves_are_rejected(app:
     assert_eq!(code(&r), "FORBIDDEN");
 }
 
-const SALE_FIELDS: &str = "sale { id status invoiceNumber total { amount } amountPaid { amount } balanceDue { amount } lines { itemId item { status } } payments { kind amount { amount } } customer { name } } position errors { field code message }";
+const SALE_FIELDS: &str = "sale { id status salespersonId invoiceNumber total { amount } amountPaid { amount } balanceDue { amount } lines { itemId item { status } } payments { kind amount { amount } } customer { name } } position errors { field code message }";
 
 async fn a_sale_is_drafted_confirmed_paid_refunded_and_fulfilled(app: TestApp) {
     let owner = app.owner().await;
@@ -456,6 +469,8 @@ async fn a_sale_is_drafted_confirmed_paid_refunded_and_fulfilled(app: TestApp) {
     assert_eq!(sale["invoiceNumber"], 1);
     assert_eq!(sale["lines"][0]["item"]["status"], "SOLD");
     assert_eq!(sale["customer"]["name"], "Sam Sale");
+    let me = app.gql(Some(&owner), "{ me { userId } }", json!({})).await;
+    assert_eq!(sale["salespersonId"], me["data"]["me"]["userId"], "the salesperson is who drafted it");
     // The trade-in is now inventory, acquired as TRADE_IN at its credit.
     let r = app.gql(Some(&owner), "{ inventoryItems(where: {brand: \"Seiko\"}) { edges { node { acquisitionSource cost { amount } status } } } }", json!({})).await;
     assert_eq!(

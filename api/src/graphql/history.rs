@@ -55,6 +55,7 @@ pub async fn item_as_of(
                 acquired_at,
                 floor_price,
                 counterparty,
+                vendor,
                 consignor_payout,
                 condition,
                 watch,
@@ -81,7 +82,7 @@ pub async fn item_as_of(
                     floor_price,
                     condition: condition.as_ref().map(enum_str),
                     details: serde_json::json!({
-                        "watch": watch, "handbag": handbag, "consignorPayout": consignor_payout, "counterparty": counterparty,
+                        "watch": watch, "handbag": handbag, "consignorPayout": consignor_payout, "counterparty": counterparty, "vendor": vendor,
                     }),
                     notes,
                     held_for: None,
@@ -292,5 +293,6 @@ pub async fn sale_as_of(
         created_seq,
         updated_at,
         version,
+        salesperson: s.salesperson.map(|u| u.as_uuid()),
     }))
 }

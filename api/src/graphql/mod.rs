@@ -434,6 +434,7 @@ impl CoreMutation {
             acquired_at: input.acquisition.acquired_at.unwrap_or_else(Utc::now),
             floor_price,
             counterparty,
+            vendor: input.vendor,
             consignor_payout,
             condition: input.condition.map(Into::into),
             watch: input.watch.as_ref().and_then(convert),

@@ -110,6 +110,10 @@ impl Sale {
     async fn customer_id(&self) -> Option<ID> {
         self.0.customer_id.map(|c| ID(c.to_string()))
     }
+    /// The staff member who made the sale.
+    async fn salesperson_id(&self) -> Option<ID> {
+        self.0.salesperson.map(|u| ID(u.to_string()))
+    }
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
         let Some(id) = self.0.customer_id else { return Ok(None) };
         let v = require(ctx, Permission::ReadCustomers)?;

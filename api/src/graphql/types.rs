@@ -237,6 +237,10 @@ impl InventoryItem {
     async fn counterparty_id(&self) -> Option<ID> {
         detail::<uuid::Uuid>(&self.0.details, "counterparty").map(|u| ID(u.to_string()))
     }
+    /// The dealer, auction house or supplier it came from, when not a customer.
+    async fn vendor(&self) -> Option<String> {
+        detail(&self.0.details, "vendor")
+    }
     /// The customer it is reserved for or out on memo to.
     async fn held_for_customer_id(&self) -> Option<ID> {
         self.0.held_for.map(|u| ID(u.to_string()))
@@ -418,6 +422,8 @@ pub struct AcquireItemInput {
     pub floor_price: Option<MoneyInput>,
     /// The customer the piece came from (trade-in, consignment, purchase from a private seller).
     pub counterparty_id: Option<ID>,
+    /// The dealer, auction house or supplier it came from, when not a customer.
+    pub vendor: Option<String>,
     /// Required for CONSIGNMENT.
     pub consignor_payout: Option<ConsignorPayoutInput>,
     pub condition: Option<ConditionGrade>,
