@@ -9,6 +9,7 @@
 
 pub mod readmodels;
 pub mod rows;
+pub mod views;
 
 use eventstore::{Database, EventStore, Position, StoreError};
 use rows::*;

@@ -3,15 +3,15 @@
 //! only in the migrations (UUID vs 16-byte BLOB), which sqlx maps for us.
 
 use crate::rows::*;
-use crate::{Kind, ProjectionError};
+use crate::{views, Kind, ProjectionError};
 use chrono::{DateTime, Utc};
 use domain::aggregate::decode;
-use domain::customer::{ContactField, CustomerEvent};
+use domain::customer::CustomerEvent;
 use domain::inventory::ItemEvent;
 use domain::sale::{payment_status, status_after_refund, SaleEvent, SaleStatus};
 use domain::staff::StaffEvent;
 use domain::store::StoreEvent;
-use domain::{Currency, Money, Pii};
+use domain::{Currency, Money};
 use eventstore::{Position, RecordedEvent};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -30,10 +30,6 @@ pub fn enum_str<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn clear(p: &Option<Pii<String>>) -> Option<String> {
-    p.as_ref().and_then(Pii::clear).cloned()
-}
-
 fn currency(code: &str) -> Result<Currency, ProjectionError> {
     Currency::parse(code).map_err(|_| ProjectionError::Invalid("stored currency".into()))
 }
@@ -49,15 +45,8 @@ fn stream_kind(stream_id: &str) -> &str {
 }
 
 pub(crate) const ITEM_COLS: &str = "item_id, store_id, status, category, brand, model, reference_number, serial_number, cost_minor, asking_minor, currency, source, attributes, acquired_at, created_seq, updated_at, version, floor_minor, condition, details, notes, held_for, sold_in";
-pub(crate) const CUSTOMER_COLS: &str =
-    "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version";
 pub(crate) const CUSTOMER_READ_COLS: &str = "customer_id, store_id, name, email, phone, notes, tags, erased, created_seq, updated_at, version, ltv_currency, ltv_minor, order_count, last_purchase_at, address, birthday, assigned_to, source, external_ids, merged_into";
 
-/// External ids as stored in the read model: clear values only.
-fn external_ids_json(ids: &BTreeMap<String, Pii<String>>) -> String {
-    let clear: BTreeMap<&String, &String> = ids.iter().filter_map(|(k, v)| v.clear().map(|v| (k, v))).collect();
-    serde_json::to_string(&clear).expect("map serialises")
-}
 pub(crate) const SALE_COLS: &str = "sale_id, store_id, customer_id, status, invoice_number, currency, total_minor, paid_minor, refunded_minor, lines, trade_ins, payments, created_seq, updated_at, version, salesperson";
 
 /// The payment record a sale shows for a payment or refund event (shared with history views).
@@ -74,6 +63,16 @@ pub fn payment_json(event: &SaleEvent, at: DateTime<Utc>) -> Option<serde_json::
         })),
         _ => None,
     }
+}
+
+/// `col = excluded.col, …` for every column but the key, for an upsert.
+pub(crate) fn upsert_set(cols: &str, key: &str) -> String {
+    cols.split(',')
+        .map(str::trim)
+        .filter(|c| *c != key)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Merges `patch` into a JSON object (non-null keys in `patch` win).
@@ -160,7 +159,6 @@ macro_rules! read_models {
                     reason: err.to_string(),
                 };
                 let at = micros(e.recorded_at);
-                let seq = e.position.seq;
                 match (kind, stream_kind(&e.stream_id)) {
                     (Kind::Directory, "store") => match decode::<StoreEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
                         StoreEvent::StoreOpened { store_id, name } => {
@@ -186,132 +184,14 @@ macro_rules! read_models {
                             .await?;
                         }
                     },
-                    (Kind::Inventory, "item") => match decode::<ItemEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
-                        ItemEvent::ItemAcquired {
-                            item_id,
-                            store_id,
-                            category,
-                            brand,
-                            model,
-                            reference_number,
-                            serial_number,
-                            cost,
-                            asking_price,
-                            source,
-                            attributes,
-                            acquired_at,
-                            floor_price,
-                            counterparty,
-                            vendor,
-                            consignor_payout,
-                            condition,
-                            watch,
-                            handbag,
-                            notes,
-                        } => {
-                            let details = serde_json::json!({
-                                "watch": watch, "handbag": handbag, "consignorPayout": consignor_payout,
-                                "counterparty": counterparty, "vendor": vendor,
-                            });
-                            sqlx::query(&format!(
-                                "INSERT INTO rm_inventory_items ({ITEM_COLS})
-                                 VALUES ($1, $2, 'IN_STOCK', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $17, $18, $19, NULL, NULL)"
-                            ))
-                            .bind(item_id.as_uuid())
-                            .bind(store_id.as_uuid())
-                            .bind(enum_str(&category))
-                            .bind(brand)
-                            .bind(model)
-                            .bind(reference_number)
-                            .bind(serial_number)
-                            .bind(cost.map(|c| c.minor))
-                            .bind(asking_price.minor)
-                            .bind(asking_price.currency.code().to_owned())
-                            .bind(enum_str(&source))
-                            .bind(serde_json::to_string(&attributes).expect("map serialises"))
-                            .bind(micros(acquired_at))
-                            .bind(seq)
-                            .bind(at)
-                            .bind(floor_price.map(|f| f.minor))
-                            .bind(condition.as_ref().map(enum_str))
-                            .bind(details.to_string())
-                            .bind(notes)
-                            .execute(&mut **tx)
-                            .await?;
+                    (Kind::Inventory, "item") => {
+                        // Load, fold with the same view history queries use, write back.
+                        let event = decode::<ItemEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
+                        let id = stream_uuid(e)?;
+                        if let Some(row) = views::item_view(load_item(tx, id).await?, e, event) {
+                            upsert_item(tx, &row).await?;
                         }
-                        ItemEvent::ItemPriceChanged { item_id, asking_price, floor_price, .. } => {
-                            sqlx::query(
-                                "UPDATE rm_inventory_items SET asking_minor = $1, floor_minor = COALESCE($2, floor_minor)
-                                 WHERE item_id = $3",
-                            )
-                            .bind(asking_price.minor)
-                            .bind(floor_price.map(|f| f.minor))
-                            .bind(item_id.as_uuid())
-                            .execute(&mut **tx)
-                            .await?;
-                            touch_item(tx, item_id.as_uuid(), at).await?;
-                        }
-                        ItemEvent::ItemDetailsUpdated { item_id, condition, authentication, notes, photos, watch, handbag } => {
-                            let id = item_id.as_uuid();
-                            let current: Option<String> =
-                                sqlx::query_scalar("SELECT details FROM rm_inventory_items WHERE item_id = $1")
-                                    .bind(id)
-                                    .fetch_optional(&mut **tx)
-                                    .await?;
-                            let current = current.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_else(|| serde_json::json!({}));
-                            let details = merge(
-                                current,
-                                serde_json::json!({"authentication": authentication, "photos": photos, "watch": watch, "handbag": handbag}),
-                            );
-                            sqlx::query(
-                                "UPDATE rm_inventory_items SET details = $1, condition = COALESCE($2, condition),
-                                 notes = CASE WHEN $3 THEN NULLIF($4, '') ELSE notes END WHERE item_id = $5",
-                            )
-                            .bind(details.to_string())
-                            .bind(condition.as_ref().map(enum_str))
-                            .bind(notes.is_some())
-                            .bind(notes.clone().unwrap_or_default())
-                            .bind(id)
-                            .execute(&mut **tx)
-                            .await?;
-                            touch_item(tx, id, at).await?;
-                        }
-                        other => {
-                            // Every other item event is a status transition.
-                            let status = other.new_status().map(|s| s.as_str()).unwrap_or("IN_STOCK");
-                            let (held_for, sold_in) = match &other {
-                                ItemEvent::ItemReserved { customer_id, .. } | ItemEvent::ItemSentOnMemo { customer_id, .. } => {
-                                    (Some(customer_id.as_uuid()), None)
-                                }
-                                ItemEvent::ItemSold { sale_id, .. } => (None, Some(sale_id.as_uuid())),
-                                _ => (None, None),
-                            };
-                            let id = match &other {
-                                ItemEvent::ItemReserved { item_id, .. }
-                                | ItemEvent::ItemReservationReleased { item_id }
-                                | ItemEvent::ItemSentOnMemo { item_id, .. }
-                                | ItemEvent::ItemReturnedFromMemo { item_id }
-                                | ItemEvent::ItemSentToService { item_id, .. }
-                                | ItemEvent::ItemReturnedFromService { item_id }
-                                | ItemEvent::ItemReturnedToConsignor { item_id }
-                                | ItemEvent::ItemArchived { item_id }
-                                | ItemEvent::ItemSold { item_id, .. }
-                                | ItemEvent::ItemReturned { item_id, .. }
-                                | ItemEvent::ItemRestocked { item_id }
-                                | ItemEvent::ItemAcquired { item_id, .. }
-                                | ItemEvent::ItemPriceChanged { item_id, .. }
-                                | ItemEvent::ItemDetailsUpdated { item_id, .. } => item_id.as_uuid(),
-                            };
-                            sqlx::query("UPDATE rm_inventory_items SET status = $1, held_for = $2, sold_in = $3 WHERE item_id = $4")
-                                .bind(status)
-                                .bind(held_for)
-                                .bind(sold_in)
-                                .bind(id)
-                                .execute(&mut **tx)
-                                .await?;
-                            touch_item(tx, id, at).await?;
-                        }
-                    },
+                    }
                     (Kind::Sales, "sale") => apply_sale(tx, e, decode::<SaleEvent>(&e.event_type, &e.payload).map_err(corrupt)?).await?,
                     (Kind::Customers, "sale") => {
                         // Lifetime value: confirmed sales count, cancelled or returned ones no longer do.
@@ -336,155 +216,33 @@ macro_rules! read_models {
                         .await?;
                     }
                     (Kind::Customers, "customer") => {
-                        match decode::<CustomerEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
-                            CustomerEvent::CustomerRegistered {
-                                customer_id,
-                                store_id,
-                                name,
-                                email,
-                                phone,
-                                notes,
-                                tags,
-                                address,
-                                birthday,
-                                assigned_to,
-                                source,
-                                external_ids,
-                            } => {
-                                let email = clear(&email);
-                                sqlx::query(&format!(
-                                    "INSERT INTO rm_customers ({CUSTOMER_COLS}, email_lookup, address, birthday, assigned_to, source, external_ids)
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13, $14, $15, $16)"
-                                ))
-                                .bind(customer_id.as_uuid())
-                                .bind(store_id.as_uuid())
-                                .bind(name.clear().cloned())
-                                .bind(email.clone())
-                                .bind(clear(&phone))
-                                .bind(clear(&notes))
-                                .bind(serde_json::to_string(&tags).expect("tags serialise"))
-                                .bind(name.is_erased())
-                                .bind(seq)
-                                .bind(at)
-                                .bind(email.map(|e| e.to_lowercase()))
-                                .bind(clear(&address))
-                                .bind(birthday.as_ref().and_then(Pii::clear).map(|b| b.to_string()))
-                                .bind(assigned_to.map(|a| a.as_uuid()))
-                                .bind(source)
-                                .bind(external_ids_json(&external_ids))
+                        let event = decode::<CustomerEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
+                        let absorbed = match &event {
+                            CustomerEvent::CustomerAbsorbed { merged_id, .. } => Some(merged_id.as_uuid()),
+                            _ => None,
+                        };
+                        let id = event.customer_id().as_uuid();
+                        if let Some(row) = views::customer_view(load_customer(tx, id).await?, e, event) {
+                            upsert_customer(tx, &row).await?;
+                        }
+                        if let Some(merged) = absorbed {
+                            // The survivor takes over the duplicate's purchase totals: moved, not
+                            // copied, so store-wide sums stay right.
+                            sqlx::query(
+                                "UPDATE rm_customers SET
+                                   ltv_currency = COALESCE(ltv_currency, (SELECT ltv_currency FROM rm_customers WHERE customer_id = $1)),
+                                   ltv_minor = ltv_minor + COALESCE((SELECT ltv_minor FROM rm_customers WHERE customer_id = $1), 0),
+                                   order_count = order_count + COALESCE((SELECT order_count FROM rm_customers WHERE customer_id = $1), 0)
+                                 WHERE customer_id = $2",
+                            )
+                            .bind(merged)
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await?;
+                            sqlx::query("UPDATE rm_customers SET ltv_minor = 0, order_count = 0 WHERE customer_id = $1")
+                                .bind(merged)
                                 .execute(&mut **tx)
                                 .await?;
-                            }
-                            CustomerEvent::CustomerMergedInto { customer_id, survivor_id } => {
-                                sqlx::query("UPDATE rm_customers SET merged_into = $1, updated_at = $2, version = version + 1 WHERE customer_id = $3")
-                                    .bind(survivor_id.as_uuid())
-                                    .bind(at)
-                                    .bind(customer_id.as_uuid())
-                                    .execute(&mut **tx)
-                                    .await?;
-                            }
-                            CustomerEvent::CustomerAbsorbed { customer_id, merged_id } => {
-                                // The survivor takes over the duplicate's purchase history totals;
-                                // moved, not copied, so store-wide sums stay right.
-                                sqlx::query(
-                                    "UPDATE rm_customers SET
-                                       ltv_currency = COALESCE(ltv_currency, (SELECT ltv_currency FROM rm_customers WHERE customer_id = $1)),
-                                       ltv_minor = ltv_minor + COALESCE((SELECT ltv_minor FROM rm_customers WHERE customer_id = $1), 0),
-                                       order_count = order_count + COALESCE((SELECT order_count FROM rm_customers WHERE customer_id = $1), 0),
-                                       updated_at = $2, version = version + 1
-                                     WHERE customer_id = $3",
-                                )
-                                .bind(merged_id.as_uuid())
-                                .bind(at)
-                                .bind(customer_id.as_uuid())
-                                .execute(&mut **tx)
-                                .await?;
-                                sqlx::query("UPDATE rm_customers SET ltv_minor = 0, order_count = 0 WHERE customer_id = $1")
-                                    .bind(merged_id.as_uuid())
-                                    .execute(&mut **tx)
-                                    .await?;
-                            }
-                            CustomerEvent::CustomerDetailsUpdated {
-                                customer_id,
-                                name,
-                                email,
-                                phone,
-                                notes,
-                                tags,
-                                cleared,
-                                address,
-                                birthday,
-                                assigned_to,
-                                source,
-                                external_ids,
-                            } => {
-                                let id = customer_id.as_uuid();
-                                let set = |col: &'static str, v: Option<String>| {
-                                    let sql = if col == "email" {
-                                        "UPDATE rm_customers SET email = $1, email_lookup = LOWER($1) WHERE customer_id = $2".to_owned()
-                                    } else {
-                                        format!("UPDATE rm_customers SET {col} = $1 WHERE customer_id = $2")
-                                    };
-                                    (sql, v)
-                                };
-                                let mut updates = Vec::new();
-                                if let Some(n) = &name {
-                                    updates.push(set("name", n.clear().cloned()));
-                                }
-                                if let Some(b) = &birthday {
-                                    updates.push(set("birthday", b.clear().map(|b| b.to_string())));
-                                }
-                                if let Some(s) = &source {
-                                    updates.push(set("source", Some(s.clone())));
-                                }
-                                if let Some(ids) = &external_ids {
-                                    updates.push(set("external_ids", Some(external_ids_json(ids))));
-                                }
-                                if let Some(a) = assigned_to {
-                                    sqlx::query("UPDATE rm_customers SET assigned_to = $1 WHERE customer_id = $2")
-                                        .bind(a.as_uuid())
-                                        .bind(id)
-                                        .execute(&mut **tx)
-                                        .await?;
-                                }
-                                for (col, v) in [("email", &email), ("phone", &phone), ("notes", &notes), ("address", &address)] {
-                                    if v.is_some() {
-                                        updates.push(set(col, clear(v)));
-                                    }
-                                }
-                                for f in &cleared {
-                                    if *f == ContactField::AssignedTo {
-                                        sqlx::query("UPDATE rm_customers SET assigned_to = NULL WHERE customer_id = $1")
-                                            .bind(id)
-                                            .execute(&mut **tx)
-                                            .await?;
-                                        continue;
-                                    }
-                                    let col = match f {
-                                        ContactField::Email => "email",
-                                        ContactField::Phone => "phone",
-                                        ContactField::Notes => "notes",
-                                        ContactField::Address => "address",
-                                        ContactField::Birthday => "birthday",
-                                        ContactField::Source => "source",
-                                        ContactField::AssignedTo => unreachable!("handled above"),
-                                    };
-                                    updates.push(set(col, None));
-                                }
-                                if let Some(t) = &tags {
-                                    updates.push(set("tags", Some(serde_json::to_string(t).expect("tags serialise"))));
-                                }
-                                for (sql, v) in updates {
-                                    sqlx::query(&sql).bind(v).bind(id).execute(&mut **tx).await?;
-                                }
-                                sqlx::query(
-                                    "UPDATE rm_customers SET updated_at = $1, version = version + 1 WHERE customer_id = $2",
-                                )
-                                .bind(at)
-                                .bind(id)
-                                .execute(&mut **tx)
-                                .await?;
-                            }
                         }
                     }
                     _ => {}
@@ -492,12 +250,96 @@ macro_rules! read_models {
                 Ok(())
             }
 
-            async fn touch_item(tx: &mut Tx<'_>, id: Uuid, at: i64) -> Result<()> {
-                sqlx::query("UPDATE rm_inventory_items SET updated_at = $1, version = version + 1 WHERE item_id = $2")
-                    .bind(at)
+            /// The aggregate id of an `item-<uuid>` or `customer-<uuid>` stream.
+            fn stream_uuid(e: &RecordedEvent) -> Result<Uuid> {
+                e.stream_id
+                    .split_once('-')
+                    .and_then(|(_, id)| Uuid::parse_str(id).ok())
+                    .ok_or_else(|| ProjectionError::Corrupt { position: e.position, reason: "stream id without a uuid".into() })
+            }
+
+            async fn load_item(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<ItemRow>> {
+                let row = sqlx::query(&format!("SELECT {ITEM_COLS} FROM rm_inventory_items WHERE item_id = $1"))
                     .bind(id)
-                    .execute(&mut **tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
+                row.as_ref().map(item_row).transpose()
+            }
+
+            async fn upsert_item(tx: &mut Tx<'_>, r: &ItemRow) -> Result<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO rm_inventory_items ({ITEM_COLS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+                     ON CONFLICT (item_id) DO UPDATE SET {}",
+                    upsert_set(ITEM_COLS, "item_id")
+                ))
+                .bind(r.id)
+                .bind(r.store_id)
+                .bind(&r.status)
+                .bind(&r.category)
+                .bind(&r.brand)
+                .bind(&r.model)
+                .bind(&r.reference_number)
+                .bind(&r.serial_number)
+                .bind(r.cost.map(|c| c.minor))
+                .bind(r.asking_price.minor)
+                .bind(r.asking_price.currency.code().to_owned())
+                .bind(&r.source)
+                .bind(serde_json::to_string(&r.attributes).expect("map serialises"))
+                .bind(micros(r.acquired_at))
+                .bind(r.created_seq)
+                .bind(micros(r.updated_at))
+                .bind(r.version)
+                .bind(r.floor_price.map(|f| f.minor))
+                .bind(&r.condition)
+                .bind(r.details.to_string())
+                .bind(&r.notes)
+                .bind(r.held_for)
+                .bind(r.sold_in)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn load_customer(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<CustomerRow>> {
+                let row = sqlx::query(&format!("SELECT {CUSTOMER_READ_COLS} FROM rm_customers WHERE customer_id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                row.as_ref().map(customer_row).transpose()
+            }
+
+            async fn upsert_customer(tx: &mut Tx<'_>, r: &CustomerRow) -> Result<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO rm_customers ({CUSTOMER_READ_COLS}, email_lookup)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+                     ON CONFLICT (customer_id) DO UPDATE SET {}",
+                    upsert_set(&format!("{CUSTOMER_READ_COLS}, email_lookup"), "customer_id")
+                ))
+                .bind(r.id)
+                .bind(r.store_id)
+                .bind(&r.name)
+                .bind(&r.email)
+                .bind(&r.phone)
+                .bind(&r.notes)
+                .bind(serde_json::to_string(&r.tags).expect("tags serialise"))
+                .bind(r.erased)
+                .bind(r.created_seq)
+                .bind(micros(r.updated_at))
+                .bind(r.version)
+                .bind(r.lifetime_value.map(|m| m.currency.code().to_owned()))
+                .bind(r.lifetime_value.map_or(0, |m| m.minor))
+                .bind(r.order_count)
+                .bind(r.last_purchase_at.map(micros))
+                .bind(&r.address)
+                .bind(r.birthday.map(|b| b.to_string()))
+                .bind(r.assigned_to)
+                .bind(&r.source)
+                .bind(serde_json::to_string(&r.external_ids).expect("map serialises"))
+                .bind(r.merged_into)
+                .bind(r.email.as_ref().map(|e| e.to_lowercase()))
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
 
