@@ -25,7 +25,9 @@ pub trait Backend: Send + Sync + 'static {
     /// must match its `expected`, so a decision spanning aggregates (a sale and its items) is
     /// committed only if none of them changed since it was read. Streams are written in input
     /// order, so later batches get higher positions; results are in input order.
-    async fn append_streams(&self, batches: Vec<StreamBatch>) -> Result<Vec<AppendResult>>;
+    /// `new_keys` are data keys created for these events; they are inserted in the same
+    /// transaction, and if any of them already exists the append fails with `KeyRace`.
+    async fn append_streams(&self, batches: Vec<StreamBatch>, new_keys: Vec<KeyRecord>) -> Result<Vec<AppendResult>>;
 
     /// Appends a batch atomically to one stream if its version matches `expected`.
     async fn append(
@@ -35,7 +37,7 @@ pub trait Backend: Send + Sync + 'static {
         events: Vec<SealedEvent>,
     ) -> Result<AppendResult> {
         let batch = StreamBatch { stream_id: stream_id.to_owned(), expected, events };
-        Ok(self.append_streams(vec![batch]).await?.remove(0))
+        Ok(self.append_streams(vec![batch], vec![]).await?.remove(0))
     }
 
     /// Events of one stream with version >= `from_version`, in version order.
@@ -55,9 +57,6 @@ pub trait Backend: Send + Sync + 'static {
 
     /// All key records of one subject (live and destroyed).
     async fn subject_keys(&self, store_id: Uuid, subject_id: Uuid) -> Result<Vec<KeyRecord>>;
-
-    /// Stores `record` unless a key for its (store, subject, class) exists; returns the stored one.
-    async fn insert_key(&self, record: &KeyRecord) -> Result<KeyRecord>;
 
     /// Destroys the subject's keys of these classes (wrapped key erased); returns their records.
     async fn destroy_keys(

@@ -15,6 +15,10 @@ pub enum StoreError {
     /// subject was erased and cannot receive new personal data.
     #[error("the data subject has been erased")]
     SubjectErased,
+    /// A concurrent append created the same subject's data key first. Caller: none needed —
+    /// `EventStore` seals the events again under that key and retries.
+    #[error("a concurrent append created this data key first")]
+    KeyRace,
     /// A ciphertext failed authentication (tampered, moved, or wrong master key), or a payload
     /// marks personal data without a data subject. Caller: internal error; investigate.
     #[error("cryptographic integrity failure: {0}")]

@@ -86,6 +86,17 @@ impl Database {
     }
 }
 
+/// Keys gathered while sealing one append.
+#[derive(Default)]
+struct SealingKeys {
+    /// (store, subject, class) → the live key, or `None` when it was destroyed.
+    known: HashMap<(Uuid, Uuid, KeyClass), Option<crypto::DataKey>>,
+    /// Subjects whose stored keys were already loaded.
+    loaded: std::collections::HashSet<(Uuid, Uuid)>,
+    /// Keys created for this append; written in its transaction.
+    created: Vec<KeyRecord>,
+}
+
 /// The outcome of verifying the whole log.
 #[derive(Debug, Clone)]
 pub struct VerifyReport {
@@ -127,70 +138,92 @@ impl EventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult> {
-        let mut sealed = Vec::with_capacity(events.len());
-        for e in events {
-            sealed.push(self.seal(stream_id, e).await?);
-        }
-        self.backend.append(stream_id, expected, sealed).await
+        Ok(self.append_streams(vec![(stream_id.to_owned(), expected, events)]).await?.remove(0))
     }
 
-    /// Appends to several streams atomically (see [`backend::Backend::append_streams`]).
+    /// Appends to several streams atomically (see [`backend::Backend::append_streams`]). Data
+    /// keys created for new subjects are written in the same transaction, so a key exists only
+    /// if its events do; if a concurrent append created the same subject's key first, the
+    /// batch is sealed again under that key and retried.
     #[tracing::instrument(skip_all, fields(streams = batches.len()), err)]
     pub async fn append_streams(
         &self,
         batches: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
     ) -> Result<Vec<AppendResult>> {
+        let mut attempt = 0;
+        loop {
+            let (sealed, new_keys) = self.seal_batches(&batches).await?;
+            match self.backend.append_streams(sealed, new_keys).await {
+                Err(StoreError::KeyRace) if attempt < 5 => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    /// Seals every event; returns the stored forms and the data keys created for them.
+    pub async fn seal_batches(
+        &self,
+        batches: &[(String, ExpectedVersion, Vec<NewEvent>)],
+    ) -> Result<(Vec<backend::StreamBatch>, Vec<KeyRecord>)> {
+        let mut keys = SealingKeys::default();
         let mut sealed = Vec::with_capacity(batches.len());
         for (stream_id, expected, events) in batches {
             let mut out = Vec::with_capacity(events.len());
             for e in events {
-                out.push(self.seal(&stream_id, e).await?);
+                out.push(self.seal_one(stream_id, e, &mut keys).await?);
             }
-            sealed.push(backend::StreamBatch { stream_id, expected, events: out });
+            sealed.push(backend::StreamBatch { stream_id: stream_id.clone(), expected: *expected, events: out });
         }
-        self.backend.append_streams(sealed).await
+        Ok((sealed, keys.created))
     }
 
-    /// Encrypts an event's personal data and serialises it to its stored form.
-    pub async fn seal(&self, stream_id: &str, e: NewEvent) -> Result<SealedEvent> {
-        let mut payload = e.payload;
+    async fn seal_one(&self, stream_id: &str, e: &NewEvent, keys: &mut SealingKeys) -> Result<SealedEvent> {
+        let mut payload = e.payload.clone();
         let classes = crypto::classes_to_seal(&payload)?;
         if !classes.is_empty() {
             let subject = e
                 .data_subject
                 .ok_or_else(|| StoreError::Crypto("payload holds personal data but names no data subject".into()))?;
-            let keys = self.keys_for_sealing(e.store_id, subject, &classes).await?;
+            let subject_keys = self.keys_for_sealing(e.store_id, subject, &classes, keys).await?;
             let ctx = FieldContext { store_id: e.store_id, stream_id, event_id: e.event_id };
-            crypto::seal(&mut payload, &ctx, subject, &keys)?;
+            crypto::seal(&mut payload, &ctx, subject, &subject_keys)?;
         }
         Ok(SealedEvent {
             event_id: e.event_id,
             store_id: e.store_id,
-            event_type: e.event_type,
+            event_type: e.event_type.clone(),
             schema_version: e.schema_version,
             payload: payload.to_string(),
             metadata: serde_json::to_string(&e.metadata).expect("metadata serialises"),
         })
     }
 
+    /// The subject's keys for these classes: loaded, or created (and remembered for the append).
     async fn keys_for_sealing(
         &self,
         store_id: Uuid,
         subject: Uuid,
         classes: &BTreeSet<KeyClass>,
+        keys: &mut SealingKeys,
     ) -> Result<HashMap<KeyClass, crypto::DataKey>> {
-        let existing = self.backend.subject_keys(store_id, subject).await?;
+        let missing = classes.iter().any(|c| !keys.known.contains_key(&(store_id, subject, *c)));
+        if missing && keys.loaded.insert((store_id, subject)) {
+            for record in self.backend.subject_keys(store_id, subject).await? {
+                let key = self.master.unwrap_key(&record)?;
+                keys.known.insert((store_id, subject, record.class), key);
+            }
+        }
         let mut out = HashMap::new();
         for class in classes {
-            let record = match existing.iter().find(|k| k.class == *class) {
-                Some(r) => r.clone(),
-                None => {
-                    let fresh = self.master.new_data_key(store_id, subject, *class, types::now_micros());
-                    self.backend.insert_key(&fresh).await?
-                }
-            };
-            match self.master.unwrap_key(&record)? {
-                Some(key) => out.insert(*class, key),
+            let known = keys.known.entry((store_id, subject, *class)).or_insert_with(|| {
+                let fresh = self.master.new_data_key(store_id, subject, *class, types::now_micros());
+                let key = self.master.unwrap_key(&fresh).ok().flatten();
+                keys.created.push(fresh);
+                key
+            });
+            match known {
+                Some(key) => out.insert(*class, key.clone()),
+                // The key exists but was destroyed: the subject was erased.
                 None => return Err(StoreError::SubjectErased),
             };
         }

@@ -181,9 +181,16 @@ impl PostgresBackend {
     }
 
     /// Writes the batches in an open transaction; `commit` makes them visible.
-    pub async fn append_uncommitted(&self, batches: Vec<StreamBatch>) -> Result<PendingAppend> {
+    pub async fn append_uncommitted(
+        &self,
+        batches: Vec<StreamBatch>,
+        new_keys: Vec<KeyRecord>,
+    ) -> Result<PendingAppend> {
         validate_batches(&batches)?;
         let mut tx = self.pool.begin().await?;
+        for k in &new_keys {
+            insert_new_key(&mut tx, k).await?;
+        }
         // Streams are written in the caller's order, so positions follow it (the last batch gets
         // the highest positions). Two appends that lock the same streams in opposite orders can
         // deadlock; PostgreSQL detects it and the loser's error maps to a conflict, retried.
@@ -268,12 +275,12 @@ async fn insert_stream(tx: &mut Transaction<'static, Postgres>, batch: &StreamBa
 #[async_trait]
 impl Backend for PostgresBackend {
     #[tracing::instrument(skip_all, fields(streams = batches.len()), err)]
-    async fn append_streams(&self, batches: Vec<StreamBatch>) -> Result<Vec<AppendResult>> {
+    async fn append_streams(&self, batches: Vec<StreamBatch>, new_keys: Vec<KeyRecord>) -> Result<Vec<AppendResult>> {
         // With `Any` everywhere, a concurrent writer taking our version is not a conflict: retry.
         let all_any = batches.iter().all(|b| b.expected == ExpectedVersion::Any);
         let mut attempt = 0;
         loop {
-            let r = match self.append_uncommitted(batches.clone()).await {
+            let r = match self.append_uncommitted(batches.clone(), new_keys.clone()).await {
                 Ok(pending) => pending.commit().await.map_err(|e| match e {
                     StoreError::Database(ref db) if is_concurrency_failure(db) => StoreError::Conflict {
                         stream_id: "(several)".into(),
@@ -347,29 +354,6 @@ impl Backend for PostgresBackend {
         rows.iter().map(row_to_key).collect()
     }
 
-    async fn insert_key(&self, k: &KeyRecord) -> Result<KeyRecord> {
-        sqlx::query(
-            "INSERT INTO data_keys (store_id, subject_id, key_class, key_id, wrapped_key, fingerprint, created_at, destroyed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT (store_id, subject_id, key_class) DO NOTHING",
-        )
-        .bind(k.store_id)
-        .bind(k.subject_id)
-        .bind(k.class.as_str())
-        .bind(k.key_id)
-        .bind(&k.wrapped)
-        .bind(&k.fingerprint)
-        .bind(k.created_at)
-        .execute(&self.pool)
-        .await?;
-        let row = sqlx::query("SELECT * FROM data_keys WHERE store_id = $1 AND subject_id = $2 AND key_class = $3")
-            .bind(k.store_id)
-            .bind(k.subject_id)
-            .bind(k.class.as_str())
-            .fetch_one(&self.pool)
-            .await?;
-        row_to_key(&row)
-    }
-
     async fn destroy_keys(
         &self,
         store_id: Uuid,
@@ -414,5 +398,28 @@ impl Backend for PostgresBackend {
     async fn migrations_applied(&self) -> Result<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&self.pool).await?;
         Ok(n as usize == migrate::POSTGRES.len())
+    }
+}
+
+/// Inserts a data key created for this append; `KeyRace` if the subject got one meanwhile.
+async fn insert_new_key(tx: &mut sqlx::Transaction<'static, Postgres>, k: &KeyRecord) -> Result<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO data_keys (store_id, subject_id, key_class, key_id, wrapped_key, fingerprint, created_at, destroyed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT (store_id, subject_id, key_class) DO NOTHING",
+    )
+    .bind(k.store_id)
+    .bind(k.subject_id)
+    .bind(k.class.as_str())
+    .bind(k.key_id)
+    .bind(&k.wrapped)
+    .bind(&k.fingerprint)
+    .bind(k.created_at)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::KeyRace)
     }
 }

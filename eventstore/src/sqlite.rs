@@ -142,9 +142,12 @@ impl SqliteBackend {
 #[async_trait]
 impl Backend for SqliteBackend {
     #[tracing::instrument(skip_all, fields(streams = batches.len()), err)]
-    async fn append_streams(&self, batches: Vec<StreamBatch>) -> Result<Vec<AppendResult>> {
+    async fn append_streams(&self, batches: Vec<StreamBatch>, new_keys: Vec<KeyRecord>) -> Result<Vec<AppendResult>> {
         validate_batches(&batches)?;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        for k in &new_keys {
+            insert_new_key(&mut tx, k).await?;
+        }
         let mut results = Vec::with_capacity(batches.len());
         for batch in &batches {
             results.push(insert_stream(&mut tx, batch).await?);
@@ -190,31 +193,6 @@ impl Backend for SqliteBackend {
             .fetch_all(&self.reader)
             .await?;
         rows.iter().map(row_to_key).collect()
-    }
-
-    async fn insert_key(&self, k: &KeyRecord) -> Result<KeyRecord> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO data_keys (store_id, subject_id, key_class, key_id, wrapped_key, fingerprint, created_at, destroyed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL) ON CONFLICT (store_id, subject_id, key_class) DO NOTHING",
-        )
-        .bind(k.store_id)
-        .bind(k.subject_id)
-        .bind(k.class.as_str())
-        .bind(k.key_id)
-        .bind(&k.wrapped)
-        .bind(&k.fingerprint)
-        .bind(micros(k.created_at))
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query("SELECT * FROM data_keys WHERE store_id = ?1 AND subject_id = ?2 AND key_class = ?3")
-            .bind(k.store_id)
-            .bind(k.subject_id)
-            .bind(k.class.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        row_to_key(&row)
     }
 
     async fn destroy_keys(
@@ -341,4 +319,27 @@ async fn insert_stream(tx: &mut sqlx::Transaction<'_, Sqlite>, batch: &StreamBat
         position = position.max(positions.into_iter().max().unwrap_or(0));
     }
     Ok(AppendResult { version: version - 1, position: Position { commit: position, seq: position } })
+}
+
+/// Inserts a data key created for this append; `KeyRace` if the subject got one meanwhile.
+async fn insert_new_key(tx: &mut sqlx::Transaction<'_, Sqlite>, k: &KeyRecord) -> Result<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO data_keys (store_id, subject_id, key_class, key_id, wrapped_key, fingerprint, created_at, destroyed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL) ON CONFLICT (store_id, subject_id, key_class) DO NOTHING",
+    )
+    .bind(k.store_id)
+    .bind(k.subject_id)
+    .bind(k.class.as_str())
+    .bind(k.key_id)
+    .bind(&k.wrapped)
+    .bind(&k.fingerprint)
+    .bind(micros(k.created_at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::KeyRace)
+    }
 }

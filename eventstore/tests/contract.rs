@@ -343,6 +343,43 @@ async fn personal_data_is_never_stored_in_plaintext_and_erasure_replays(tdb: &Te
     assert!(matches!(store.append("x", ExpectedVersion::Any, vec![orphan]).await, Err(StoreError::Crypto(_))));
 }
 
+async fn concurrent_first_appends_for_a_new_subject_share_one_key(tdb: &TestDatabase) {
+    let (db, store) = open(tdb).await;
+    let subject = Uuid::now_v7();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(
+                        &format!("customer-{i}"),
+                        ExpectedVersion::NoStream,
+                        vec![personal(subject, &format!("Name {i}"), "a@b.com", "12345")],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("every append succeeds, re-sealing after a lost key race");
+    }
+    let keys = store.backend().subject_keys(STORE, subject).await.unwrap();
+    assert_eq!(keys.len(), 1, "one profile key for the subject");
+    // Every event opens: none was sealed under a key that lost the race.
+    for i in 0..8 {
+        let e = store.read_stream(&format!("customer-{i}"), 0).await.unwrap().remove(0);
+        let name: Pii<String> = serde_json::from_value(e.payload["name"].clone()).unwrap();
+        assert_eq!(name.clear().map(String::as_str), Some(format!("Name {i}").as_str()));
+    }
+    // A key is written with its events or not at all: a failed append leaves none behind.
+    let lonely = Uuid::now_v7();
+    let err =
+        store.append("customer-0", ExpectedVersion::NoStream, vec![personal(lonely, "X", "x@y.com", "12345")]).await;
+    assert!(matches!(err, Err(StoreError::Conflict { .. })));
+    assert!(store.backend().subject_keys(STORE, lonely).await.unwrap().is_empty());
+    drop(db);
+}
+
 async fn upcasters_apply_on_every_read_path(tdb: &TestDatabase) {
     let (db, store) = open(tdb).await;
     store.append("s", ExpectedVersion::NoStream, vec![event("PriceSet", json!({"cents": 100}))]).await.unwrap();
@@ -400,6 +437,7 @@ contract!(
     personal_data_is_never_stored_in_plaintext_and_erasure_replays,
     upcasters_apply_on_every_read_path,
     appends_wake_subscribers,
+    concurrent_first_appends_for_a_new_subject_share_one_key,
 );
 
 /// SQLite only: WAL mode, and `secure_delete` so destroyed key bytes are overwritten in place
@@ -427,23 +465,38 @@ async fn postgres_a_late_committing_transaction_is_never_skipped() {
     let Database::Postgres(pg) = &db else { unreachable!() };
     let sealed = |e: NewEvent| {
         let store = store.clone();
-        async move { store.seal("s", e).await.unwrap() }
+        async move {
+            store
+                .seal_batches(&[("s".into(), ExpectedVersion::Any, vec![e])])
+                .await
+                .unwrap()
+                .0
+                .remove(0)
+                .events
+                .remove(0)
+        }
     };
     // A starts first and takes the lower position, B takes the next one and commits first.
     let a = pg
-        .append_uncommitted(vec![StreamBatch {
-            stream_id: "stream-a".into(),
-            expected: ExpectedVersion::NoStream,
-            events: vec![sealed(event("A", json!({}))).await],
-        }])
+        .append_uncommitted(
+            vec![StreamBatch {
+                stream_id: "stream-a".into(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![sealed(event("A", json!({}))).await],
+            }],
+            vec![],
+        )
         .await
         .unwrap();
     let b = pg
-        .append_uncommitted(vec![StreamBatch {
-            stream_id: "stream-b".into(),
-            expected: ExpectedVersion::NoStream,
-            events: vec![sealed(event("B", json!({}))).await],
-        }])
+        .append_uncommitted(
+            vec![StreamBatch {
+                stream_id: "stream-b".into(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![sealed(event("B", json!({}))).await],
+            }],
+            vec![],
+        )
         .await
         .unwrap();
     assert!(a.results[0].position.seq < b.results[0].position.seq);
