@@ -715,6 +715,61 @@ async fn duplicate_customers_merge_into_a_survivor_that_keeps_their_history(app:
     }
 }
 
+/// Everything the process logs, at every level, from the first test that asks.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        struct Writer(&'static std::sync::Mutex<Vec<u8>>);
+        impl std::io::Write for Writer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with_ansi(false)
+            .with_writer(move || Writer(buffer))
+            .try_init();
+        buffer
+    })
+}
+
+async fn personal_data_never_reaches_the_logs(app: TestApp) {
+    let logs = captured_logs();
+    let owner = app.owner().await;
+    let secrets = ["Zelda Loggington", "zelda.logs@example.org", "+44 20 7946 0321", "77 Hidden Mews"];
+    let r = app
+        .gql(Some(&owner), "mutation($n: String!, $e: String, $p: String, $a: String) { createCustomer(input: {name: $n, email: $e, phone: $p, address: $a}) { customer { id } errors { code } } }", json!({"n": secrets[0], "e": secrets[1], "p": secrets[2], "a": secrets[3]}))
+        .await;
+    let id = r["data"]["createCustomer"]["customer"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    // Failures too: a bad email, a failed login, a query for it.
+    app.gql(
+        Some(&owner),
+        "mutation($e: String) { createCustomer(input: {name: \"X\", email: $e}) { errors { message } } }",
+        json!({"e": "zelda.logs@"}),
+    )
+    .await;
+    app.gql(
+        None,
+        "mutation($e: String!) { login(input: {email: $e, password: \"not-her-password\"}) { token } }",
+        json!({"e": secrets[1]}),
+    )
+    .await;
+    app.gql(Some(&owner), "query($id: ID!) { customer(id: $id) { name email phone address } }", json!({"id": id}))
+        .await;
+    app.gql(None, &format!("{{ customers(where: {{email: \"{}\"}}) {{ totalCount }} }}", secrets[1]), json!({})).await;
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(text.contains("request"), "the capture works: requests are logged");
+    for secret in secrets.iter().chain(["zelda.logs@", "not-her-password"].iter()) {
+        assert!(!text.contains(secret), "{secret:?} reached the logs");
+    }
+}
+
 macro_rules! api_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -749,6 +804,7 @@ api_tests!(
     consent_is_granted_withdrawn_and_answerable_as_of_an_instant,
     a_retried_mutation_with_an_idempotency_key_returns_the_first_result,
     duplicate_customers_merge_into_a_survivor_that_keeps_their_history,
+    personal_data_never_reaches_the_logs,
 );
 
 #[test]
