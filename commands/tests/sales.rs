@@ -217,25 +217,7 @@ async fn a_retried_request_with_the_same_idempotency_key_writes_nothing_new(tdb:
     assert_eq!(log_len(store.clone()).await, before + 4);
 }
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                super::$name(&eventstore::testing::TestDatabase::sqlite()).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = eventstore::testing::TestDatabase::postgres().await else { return };
-                super::$name(&db).await
-            })*
-        }
-    };
-}
-
-contract!(
+eventstore::backend_contract!(
     one_item_is_never_sold_twice_under_concurrent_confirmations,
     invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them,
     a_sale_of_a_reserved_item_for_someone_else_is_rejected_and_writes_nothing,

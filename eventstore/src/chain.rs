@@ -45,6 +45,45 @@ pub fn event_hash(i: &HashInput<'_>) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// One event's place in its stream's chain, computed before insert.
+pub struct Link {
+    pub version: u64,
+    pub prev_hash: Vec<u8>,
+    pub hash: [u8; 32],
+}
+
+/// Chains `events` onto a stream whose last event is `head` (version, hash), or onto nothing.
+/// Both backends insert exactly these links, so the chain is defined in one place.
+pub fn link(
+    stream_id: &str,
+    head: Option<(u64, Vec<u8>)>,
+    events: &[crate::types::SealedEvent],
+    recorded_at: DateTime<Utc>,
+) -> Vec<Link> {
+    let (mut version, mut prev) = match head {
+        Some((v, h)) => (v + 1, h),
+        None => (0, GENESIS.to_vec()),
+    };
+    let mut links = Vec::with_capacity(events.len());
+    for e in events {
+        let hash = event_hash(&HashInput {
+            prev_hash: &prev,
+            stream_id,
+            version,
+            event_id: e.event_id,
+            store_id: e.store_id,
+            event_type: &e.event_type,
+            schema_version: e.schema_version,
+            payload: &e.payload,
+            metadata: &e.metadata,
+            recorded_at,
+        });
+        links.push(Link { version, prev_hash: std::mem::replace(&mut prev, hash.to_vec()), hash });
+        version += 1;
+    }
+    links
+}
+
 pub fn stored_hash(e: &StoredEvent) -> [u8; 32] {
     event_hash(&HashInput {
         prev_hash: &e.prev_hash,

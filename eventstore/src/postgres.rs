@@ -18,7 +18,7 @@
 use crate::backend::{
     check_expected, is_duplicate_event, is_version_conflict, parse_class, validate_batches, Backend, StreamBatch,
 };
-use crate::chain::{event_hash, HashInput, GENESIS};
+use crate::chain::link;
 use crate::crypto::KeyRecord;
 use crate::error::{Result, StoreError};
 use crate::migrate;
@@ -212,31 +212,12 @@ async fn insert_stream(tx: &mut Transaction<'static, Postgres>, batch: &StreamBa
             .fetch_optional(&mut **tx)
             .await?;
     check_expected(stream_id, expected, last.as_ref().map(|(v, _)| *v as u64))?;
-    let (mut version, mut prev) = match last {
-        Some((v, h)) => (v as u64 + 1, h),
-        None => (0, GENESIS.to_vec()),
-    };
     let recorded_at = now_micros();
     let n = events.len();
-    let (mut versions, mut prevs, mut hashes) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    for e in events {
-        let hash = event_hash(&HashInput {
-            prev_hash: &prev,
-            stream_id,
-            version,
-            event_id: e.event_id,
-            store_id: e.store_id,
-            event_type: &e.event_type,
-            schema_version: e.schema_version,
-            payload: &e.payload,
-            metadata: &e.metadata,
-            recorded_at,
-        });
-        versions.push(version as i64);
-        prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
-        hashes.push(hash.to_vec());
-        version += 1;
-    }
+    let links = link(stream_id, last.map(|(v, h)| (v as u64, h)), events, recorded_at);
+    let versions: Vec<i64> = links.iter().map(|l| l.version as i64).collect();
+    let prevs: Vec<&[u8]> = links.iter().map(|l| l.prev_hash.as_slice()).collect();
+    let hashes: Vec<&[u8]> = links.iter().map(|l| l.hash.as_slice()).collect();
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash)
          SELECT $1, u.* FROM UNNEST($2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bytea[], $11::bytea[]) AS u
@@ -269,7 +250,7 @@ async fn insert_stream(tx: &mut Transaction<'static, Postgres>, batch: &StreamBa
         .map(|(seq, commit)| Position { commit: *commit, seq: *seq })
         .max()
         .expect("a non-empty batch returns rows");
-    Ok(AppendResult { version: version - 1, position })
+    Ok(AppendResult { version: links.last().expect("a non-empty batch").version, position })
 }
 
 #[async_trait]

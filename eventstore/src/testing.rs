@@ -80,3 +80,25 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Instantiates each listed `async fn name(&TestDatabase)` once per backend, as `sqlite::name`
+/// and `postgres::name` (the latter skipped without a server, unless PostgreSQL is required):
+/// one contract suite, run against both.
+#[macro_export]
+macro_rules! backend_contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                super::$name(&$crate::testing::TestDatabase::sqlite()).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(db) = $crate::testing::TestDatabase::postgres().await else { return };
+                super::$name(&db).await
+            })*
+        }
+    };
+}

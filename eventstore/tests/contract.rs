@@ -409,25 +409,7 @@ async fn appends_wake_subscribers(tdb: &TestDatabase) {
     tokio::time::timeout(std::time::Duration::from_secs(5), wake.changed()).await.expect("woken").unwrap();
 }
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                super::$name(&eventstore::testing::TestDatabase::sqlite()).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = eventstore::testing::TestDatabase::postgres().await else { return };
-                super::$name(&db).await
-            })*
-        }
-    };
-}
-
-contract!(
+eventstore::backend_contract!(
     expected_version_mismatch_is_a_typed_conflict,
     a_multi_stream_append_is_all_or_nothing,
     concurrent_claims_on_one_stream_version_let_exactly_one_win,

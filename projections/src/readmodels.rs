@@ -465,26 +465,13 @@ macro_rules! read_models {
             }
 
             pub async fn sales(pool: &Pool, q: &ListQuery<SaleFilter, ()>) -> Result<Page<SaleRow>> {
-                let dir = if q.descending { "DESC" } else { "ASC" };
-                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {SALE_COLS} FROM rm_sales"));
-                sale_filter(&mut qb, q);
-                push_cursor(&mut qb, "created_seq", "sale_id", q.descending, &q.after);
-                qb.push(format!(" ORDER BY created_seq {dir}, sale_id {dir} LIMIT ")).push_bind(q.first as i64 + 1);
-                let rows = qb.build().fetch_all(pool).await?;
-                let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM rm_sales");
-                sale_filter(&mut count, q);
-                let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
-                let has_next = rows.len() > q.first;
-                let rows = rows
-                    .iter()
-                    .take(q.first)
-                    .map(|r| {
-                        let row = sale_row(r)?;
-                        let cursor = Cursor { value: CursorValue::Int(row.created_seq), id: row.id };
-                        Ok((row, cursor))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Page { rows, has_next, total })
+                let filter = |qb: &mut QueryBuilder<'_, Db>| sale_filter(qb, q);
+                page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, filter, |r| {
+                    let row = sale_row(r)?;
+                    let cursor = Cursor { value: CursorValue::Int(row.created_seq), id: row.id };
+                    Ok((row, cursor))
+                })
+                .await
             }
 
             fn item_row(r: &R) -> Result<ItemRow> {
@@ -588,37 +575,53 @@ macro_rules! read_models {
                 }
             }
 
+            /// One keyset page: rows after the cursor in (sort, id) order, one extra to know
+            /// whether there is a next page, and the total under the same filter.
+            #[allow(clippy::too_many_arguments)]
+            async fn page<T>(
+                pool: &Pool,
+                table: &str,
+                cols: &str,
+                id_col: &str,
+                sort_col: &str,
+                descending: bool,
+                first: usize,
+                after: &Option<Cursor>,
+                filter: impl Fn(&mut QueryBuilder<'_, Db>),
+                row: impl Fn(&R) -> Result<(T, Cursor)>,
+            ) -> Result<Page<T>> {
+                let dir = if descending { "DESC" } else { "ASC" };
+                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {cols} FROM {table}"));
+                filter(&mut qb);
+                push_cursor(&mut qb, sort_col, id_col, descending, after);
+                qb.push(format!(" ORDER BY {sort_col} {dir}, {id_col} {dir} LIMIT ")).push_bind(first as i64 + 1);
+                let rows = qb.build().fetch_all(pool).await?;
+                let mut count = QueryBuilder::<Db>::new(format!("SELECT COUNT(*) FROM {table}"));
+                filter(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+                let has_next = rows.len() > first;
+                let rows = rows.iter().take(first).map(row).collect::<Result<Vec<_>>>()?;
+                Ok(Page { rows, has_next, total })
+            }
+
             pub async fn items(pool: &Pool, q: &ListQuery<ItemFilter, ItemSortField>) -> Result<Page<ItemRow>> {
                 let col = match q.sort {
                     ItemSortField::CreatedAt => "created_seq",
                     ItemSortField::AskingPrice => "asking_minor",
                     ItemSortField::Brand => "brand",
                 };
-                let dir = if q.descending { "DESC" } else { "ASC" };
-                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {ITEM_COLS} FROM rm_inventory_items"));
-                item_filter(&mut qb, q);
-                push_cursor(&mut qb, col, "item_id", q.descending, &q.after);
-                qb.push(format!(" ORDER BY {col} {dir}, item_id {dir} LIMIT ")).push_bind(q.first as i64 + 1);
-                let rows = qb.build().fetch_all(pool).await?;
-                let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM rm_inventory_items");
-                item_filter(&mut count, q);
-                let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
-                let has_next = rows.len() > q.first;
-                let rows = rows
-                    .iter()
-                    .take(q.first)
-                    .map(|r| {
-                        let row = item_row(r)?;
-                        let value = match q.sort {
-                            ItemSortField::CreatedAt => CursorValue::Int(row.created_seq),
-                            ItemSortField::AskingPrice => CursorValue::Int(row.asking_price.minor),
-                            ItemSortField::Brand => CursorValue::Text(row.brand.clone()),
-                        };
-                        let id = row.id;
-                        Ok((row, Cursor { value, id }))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Page { rows, has_next, total })
+                let filter = |qb: &mut QueryBuilder<'_, Db>| item_filter(qb, q);
+                page(pool, "rm_inventory_items", ITEM_COLS, "item_id", col, q.descending, q.first, &q.after, filter, |r| {
+                    let row = item_row(r)?;
+                    let value = match q.sort {
+                        ItemSortField::CreatedAt => CursorValue::Int(row.created_seq),
+                        ItemSortField::AskingPrice => CursorValue::Int(row.asking_price.minor),
+                        ItemSortField::Brand => CursorValue::Text(row.brand.clone()),
+                    };
+                    let id = row.id;
+                    Ok((row, Cursor { value, id }))
+                })
+                .await
             }
 
             fn customer_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<CustomerFilter, CustomerSortField>) {
@@ -642,30 +645,17 @@ macro_rules! read_models {
                     CustomerSortField::CreatedAt => "created_seq",
                     CustomerSortField::Name => "COALESCE(name, '')",
                 };
-                let dir = if q.descending { "DESC" } else { "ASC" };
-                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {CUSTOMER_READ_COLS} FROM rm_customers"));
-                customer_filter(&mut qb, q);
-                push_cursor(&mut qb, col, "customer_id", q.descending, &q.after);
-                qb.push(format!(" ORDER BY {col} {dir}, customer_id {dir} LIMIT ")).push_bind(q.first as i64 + 1);
-                let rows = qb.build().fetch_all(pool).await?;
-                let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM rm_customers");
-                customer_filter(&mut count, q);
-                let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
-                let has_next = rows.len() > q.first;
-                let rows = rows
-                    .iter()
-                    .take(q.first)
-                    .map(|r| {
-                        let row = customer_row(r)?;
-                        let value = match q.sort {
-                            CustomerSortField::CreatedAt => CursorValue::Int(row.created_seq),
-                            CustomerSortField::Name => CursorValue::Text(row.name.clone().unwrap_or_default()),
-                        };
-                        let id = row.id;
-                        Ok((row, Cursor { value, id }))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Page { rows, has_next, total })
+                let filter = |qb: &mut QueryBuilder<'_, Db>| customer_filter(qb, q);
+                page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, filter, |r| {
+                    let row = customer_row(r)?;
+                    let value = match q.sort {
+                        CustomerSortField::CreatedAt => CursorValue::Int(row.created_seq),
+                        CustomerSortField::Name => CursorValue::Text(row.name.clone().unwrap_or_default()),
+                    };
+                    let id = row.id;
+                    Ok((row, Cursor { value, id }))
+                })
+                .await
             }
 
             pub async fn staff_by_email(pool: &Pool, email: &str) -> Result<Vec<StaffRow>> {

@@ -202,25 +202,7 @@ async fn customer_read_model_follows_updates_and_clears(tdb: &TestDatabase) {
     }
 }
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                super::$name(&eventstore::testing::TestDatabase::sqlite()).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = eventstore::testing::TestDatabase::postgres().await else { return };
-                super::$name(&db).await
-            })*
-        }
-    };
-}
-
-contract!(
+eventstore::backend_contract!(
     a_runner_killed_between_and_inside_batches_applies_every_event_once,
     racing_runners_never_apply_an_event_twice,
     customer_read_model_follows_updates_and_clears,

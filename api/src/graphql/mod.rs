@@ -104,6 +104,19 @@ pub(crate) fn page_size(first: Option<i32>) -> ApiResult<usize> {
     }
 }
 
+/// A Relay connection over one page of rows, with cursors for `sort_key`.
+pub(crate) fn connection<R, N: async_graphql::OutputType>(
+    page: projections::rows::Page<R>,
+    sort_key: &str,
+    has_previous: bool,
+    node: impl Fn(R) -> N,
+) -> Connection<String, N, ConnectionFields, async_graphql::connection::EmptyFields> {
+    let mut conn =
+        Connection::with_additional_fields(has_previous, page.has_next, ConnectionFields { total_count: page.total });
+    conn.edges.extend(page.rows.into_iter().map(|(row, c)| Edge::new(encode_cursor(sort_key, &c), node(row))));
+    conn
+}
+
 pub(crate) fn encode_cursor(sort: &str, c: &Cursor) -> String {
     let v = match &c.value {
         CursorValue::Int(i) => serde_json::json!(i),
@@ -182,14 +195,7 @@ impl CoreQuery {
             descending,
         };
         let page = state(ctx).read.items(&q).await.map_err(ApiError::from)?;
-        let mut conn = Connection::with_additional_fields(
-            q.after.is_some(),
-            page.has_next,
-            ConnectionFields { total_count: page.total },
-        );
-        conn.edges
-            .extend(page.rows.into_iter().map(|(row, c)| Edge::new(encode_cursor(&sort_key, &c), InventoryItem(row))));
-        Ok(conn)
+        Ok(connection(page, &sort_key, q.after.is_some(), InventoryItem))
     }
 
     /// One item; with `asOf`, as it was at that instant, rebuilt from its events.
@@ -243,13 +249,7 @@ impl CoreQuery {
             descending,
         };
         let page = state(ctx).read.customers(&q).await.map_err(ApiError::from)?;
-        let mut conn = Connection::with_additional_fields(
-            q.after.is_some(),
-            page.has_next,
-            ConnectionFields { total_count: page.total },
-        );
-        conn.edges.extend(page.rows.into_iter().map(|(row, c)| Edge::new(encode_cursor(&sort_key, &c), Customer(row))));
-        Ok(conn)
+        Ok(connection(page, &sort_key, q.after.is_some(), Customer))
     }
 
     /// One customer; with `asOf`, as they were at that instant (erased fields stay erased).

@@ -3,12 +3,11 @@
 
 use super::types::*;
 use super::{
-    command_context, decode_cursor, encode_cursor, outcome, page_size, parse_id, reach, require, run, settled, state,
-    Idem,
+    command_context, connection, decode_cursor, outcome, page_size, parse_id, reach, require, run, settled, state, Idem,
 };
 use crate::auth::{Permission, Viewer};
 use crate::error::ApiError;
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use commands::idempotency::Once;
@@ -226,13 +225,7 @@ impl SaleQuery {
             descending: false,
         };
         let page = state(ctx).read.sales(&q).await.map_err(ApiError::from)?;
-        let mut conn = Connection::with_additional_fields(
-            q.after.is_some(),
-            page.has_next,
-            ConnectionFields { total_count: page.total },
-        );
-        conn.edges.extend(page.rows.into_iter().map(|(row, c)| Edge::new(encode_cursor(sort_key, &c), Sale(row))));
-        Ok(conn)
+        Ok(connection(page, sort_key, q.after.is_some(), Sale))
     }
 
     /// One sale; with `asOf`, as it was at that instant, rebuilt from its events.
