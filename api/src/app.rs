@@ -98,7 +98,12 @@ async fn graphql(State(http): State<Http>, headers: HeaderMap, req: GraphQLReque
         .and_then(|h| h.strip_prefix("Bearer "))
         .and_then(|t| http.state.tokens.verify(t.trim()));
     let request_id = Uuid::now_v7();
-    let req = req.into_inner().data(RequestContext { viewer, request_id });
+    let correlation_id = headers
+        .get("x-correlation-id")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| Uuid::parse_str(h.trim()).ok())
+        .unwrap_or(request_id);
+    let req = req.into_inner().data(RequestContext { viewer, request_id, correlation_id });
     let mut response = http.schema.execute(req).await;
     // Resolver errors always carry a code (ApiError). Errors without one come from
     // async-graphql itself — syntax, validation, wrong input types, depth/complexity limits —

@@ -554,6 +554,29 @@ async fn raw_payloads(app: &TestApp) -> Vec<String> {
     }
 }
 
+async fn events_record_who_why_and_the_correlation_the_client_sent(app: TestApp) {
+    let owner = app.owner().await;
+    let item = acquire_item(&app, &owner, "900.00").await;
+    let correlation = uuid::Uuid::now_v7();
+    let r = app
+        .client
+        .post(format!("{}/graphql", app.url))
+        .bearer_auth(&owner)
+        .header("x-correlation-id", correlation.to_string())
+        .json(&json!({"query": "mutation($i: ID!) { changeItemPrice(input: {itemId: $i, askingPrice: {amount: \"850.00\", currency: \"USD\"}, reason: \"aged stock\"}) { errors { code } } }", "variables": {"i": item}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let events = app.state.store.read_stream(&format!("item-{item}"), 0).await.unwrap();
+    let m = &events.last().unwrap().metadata;
+    assert_eq!(m.correlation_id, correlation);
+    assert_eq!(m.reason.as_deref(), Some("aged stock"));
+    assert_eq!((m.actor.kind.as_str(), m.actor.role.as_deref()), ("user", Some("OWNER")));
+    assert!(m.causation_id.is_some() && m.causation_id == m.request_id, "caused by the request");
+    assert_eq!(m.source, "graphql");
+}
+
 async fn cancelling_a_confirmed_sale_voids_its_invoice_and_restocks_the_item(app: TestApp) {
     let owner = app.owner().await;
     let item = acquire_item(&app, &owner, "700.00").await;
@@ -805,6 +828,7 @@ api_tests!(
     a_retried_mutation_with_an_idempotency_key_returns_the_first_result,
     duplicate_customers_merge_into_a_survivor_that_keeps_their_history,
     personal_data_never_reaches_the_logs,
+    events_record_who_why_and_the_correlation_the_client_sent,
 );
 
 #[test]

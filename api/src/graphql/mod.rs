@@ -39,6 +39,8 @@ pub struct Mutation(CoreMutation, inventory::ItemMutation, sales::SaleMutation, 
 pub struct RequestContext {
     pub viewer: Option<Viewer>,
     pub request_id: Uuid,
+    /// From the client's `X-Correlation-Id` header (a UUID), or the request id.
+    pub correlation_id: Uuid,
 }
 
 pub fn build_schema(state: Option<Arc<AppState>>) -> AppSchema {
@@ -69,12 +71,16 @@ pub(crate) fn require<'a>(ctx: &Context<'a>, permission: Permission) -> ApiResul
 }
 
 pub(crate) fn command_context(ctx: &Context<'_>, v: &Viewer, reason: Option<String>) -> CommandContext {
-    let request_id = ctx.data_opt::<RequestContext>().map_or_else(Uuid::now_v7, |r| r.request_id);
+    let (request_id, correlation_id) = ctx
+        .data_opt::<RequestContext>()
+        .map_or_else(|| (Uuid::now_v7(), Uuid::now_v7()), |r| (r.request_id, r.correlation_id));
     CommandContext {
         store_id: StoreId::from_uuid(v.store_id),
         actor: Actor { kind: "user".into(), id: Some(v.user_id), role: Some(v.role.as_str().into()) },
-        correlation_id: request_id,
-        causation_id: None,
+        // Correlation follows a flow across requests and systems; the cause of these events is
+        // this request.
+        correlation_id,
+        causation_id: Some(request_id),
         request_id: Some(request_id),
         source: "graphql".into(),
         reason,

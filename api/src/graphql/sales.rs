@@ -158,6 +158,11 @@ impl Sale {
         let net = self.0.paid.minor - self.0.refunded.minor;
         Money::from_minor((self.0.total.minor - net).max(0), self.0.total.currency).into()
     }
+    /// What is owed back to the customer: for a RETURNED sale, what was paid net of refunds.
+    async fn refund_due(&self) -> MoneyObject {
+        let net = if self.0.status == "RETURNED" { self.0.paid.minor - self.0.refunded.minor } else { 0 };
+        Money::from_minor(net.max(0), self.0.total.currency).into()
+    }
     async fn payments(&self) -> Vec<PaymentRecord> {
         self.0
             .payments
