@@ -1,7 +1,7 @@
 //! Opening a store (tenant) with its owner, and adding staff.
 
 use crate::password::Password;
-use crate::{execute, CommandContext, CommandError};
+use crate::{execute, CommandContext, CommandError, MultiDecision};
 use domain::staff::{Role, StaffCommand, StaffMember};
 use domain::store::{Store, StoreCommand};
 use domain::{StoreId, UserId};
@@ -27,7 +27,8 @@ pub async fn add_staff(
     Ok((user_id, out.position.expect("adding staff always records an event")))
 }
 
-/// Opens a new store and its owner account. Returns the ids and the last log position.
+/// Opens a new store and its owner account, in one atomic append (a store never exists without
+/// its owner). Returns the ids and the log position.
 pub async fn create_store(
     store: &EventStore,
     source: &str,
@@ -36,18 +37,19 @@ pub async fn create_store(
     owner_password: &str,
 ) -> Result<(StoreId, UserId, Position), CommandError> {
     let store_id = StoreId::new_v7();
+    let owner = UserId::new_v7();
     let ctx = CommandContext::system(store_id, source);
-    Password::parse(owner_password)?;
+    let password = Password::parse(owner_password)?;
     let open = StoreCommand::Open { store_id, name: name.to_owned() };
+    let add = StaffCommand::Add { user_id: owner, store_id, email: owner_email.to_owned(), role: Role::Owner };
+    // Validate everything before the (deliberately slow) hash and before writing anything.
     Store::default().decide_check(&open)?;
-    StaffMember::default().decide_check(&StaffCommand::Add {
-        user_id: UserId::new_v7(),
-        store_id,
-        email: owner_email.to_owned(),
-        role: Role::Owner,
-    })?;
-    execute::<Store>(store, &ctx, &store_id.stream_id(), &open).await?;
-    let (owner, position) = add_staff(store, &ctx, owner_email, owner_password, Role::Owner).await?;
+    StaffMember::default().decide_check(&add)?;
+    store.backend().put_credential(owner.as_uuid(), store_id.as_uuid(), &password.hash()).await?;
+    let mut d = MultiDecision::new(store, &ctx);
+    d.decide::<Store>(&store_id.stream_id(), &[open]).await?;
+    d.decide::<StaffMember>(&owner.stream_id(), &[add]).await?;
+    let position = d.commit().await?.expect("opening a store always writes");
     Ok((store_id, owner, position))
 }
 
