@@ -39,8 +39,10 @@ pub struct EncodedEvent {
 pub enum CodecError {
     #[error("event payload is not a JSON object")]
     NotAnObject,
-    #[error("cannot decode event of type {event_type}: {source}")]
-    Decode { event_type: String, source: serde_json::Error },
+    /// `reason` says where and what kind of error, never the offending value: a decoded payload
+    /// holds decrypted personal data, and serde's own messages quote values.
+    #[error("cannot decode event of type {event_type}: {reason}")]
+    Decode { event_type: String, reason: String },
 }
 
 pub fn encode<E: DomainEvent>(event: &E) -> EncodedEvent {
@@ -61,8 +63,10 @@ pub fn encode<E: DomainEvent>(event: &E) -> EncodedEvent {
 pub fn decode<E: DomainEvent>(event_type: &str, payload: &Value) -> Result<E, CodecError> {
     let mut map = payload.as_object().cloned().ok_or(CodecError::NotAnObject)?;
     map.insert("type".into(), Value::String(event_type.to_owned()));
-    serde_json::from_value(Value::Object(map))
-        .map_err(|source| CodecError::Decode { event_type: event_type.to_owned(), source })
+    serde_json::from_value(Value::Object(map)).map_err(|e| CodecError::Decode {
+        event_type: event_type.to_owned(),
+        reason: format!("{:?} error (line {}, column {})", e.classify(), e.line(), e.column()),
+    })
 }
 
 /// A consistency boundary rebuilt from its own stream.
@@ -84,6 +88,20 @@ pub trait Aggregate: Default + Clone + fmt::Debug + Send + Sync {
         Self::Event: 'a,
     {
         events.into_iter().fold(Self::default(), Self::evolve)
+    }
+}
+
+#[cfg(test)]
+mod codec_tests {
+    use super::*;
+    use crate::customer::CustomerEvent;
+
+    #[test]
+    fn decode_errors_never_quote_the_payload() {
+        let payload = serde_json::json!({"customer_id": "Ann Secretname", "store_id": 5});
+        let err = decode::<CustomerEvent>("CustomerRegistered", &payload).unwrap_err().to_string();
+        assert!(!err.contains("Secretname"), "{err}");
+        assert!(err.contains("CustomerRegistered"));
     }
 }
 
