@@ -178,8 +178,25 @@ pub struct Runner {
     checkpoint: Position,
     batch: usize,
     progress: watch::Sender<Position>,
+    leading: watch::Sender<bool>,
     /// Test hook: fail after applying this many events of the next batch.
     pub fail_after: Option<usize>,
+}
+
+/// Advisory-lock key of a projection's lease (per database: PostgreSQL scopes advisory locks
+/// to the current database).
+fn lease_key(kind: Kind) -> i64 {
+    0x1c_0000_0000 + Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as i64
+}
+
+/// Tries to take the lease of `kind` on a connection of its own: held while the connection
+/// lives, released by PostgreSQL when the session ends (a crashed leader frees it). The
+/// connection is detached from the pool so the lock can never linger in a pooled session.
+async fn try_lease(pool: &PgPool, kind: Kind) -> Result<Option<sqlx::PgConnection>> {
+    let mut conn = pool.acquire().await?.detach();
+    let got: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(lease_key(kind)).fetch_one(&mut conn).await?;
+    Ok(got.then_some(conn))
 }
 
 impl Runner {
@@ -192,6 +209,7 @@ impl Runner {
             checkpoint,
             batch: 500,
             progress: watch::channel(checkpoint).0,
+            leading: watch::channel(false).0,
             fail_after: None,
         })
     }
@@ -211,6 +229,11 @@ impl Runner {
 
     pub fn progress(&self) -> watch::Receiver<Position> {
         self.progress.subscribe()
+    }
+
+    /// Whether this runner currently holds its projection's lease (always, on SQLite).
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.leading.subscribe()
     }
 
     /// Applies the next batch. Returns how many events it applied (0: caught up, or another
@@ -259,12 +282,42 @@ impl Runner {
         }
     }
 
-    /// Runs until `shutdown` turns true: wakes on appends, polls every 250 ms regardless (a lost
-    /// notification, or events held back by an older transaction, only delays).
+    /// Runs until `shutdown` turns true. On PostgreSQL only the holder of the projection's
+    /// lease applies events; the others follow the stored checkpoint (so `minPosition` waits work
+    /// on every server) and try for the lease every few seconds. On SQLite (one server) it always
+    /// leads. Either way the compare-and-set checkpoint keeps application exactly-once.
+    /// Wakes on appends and polls every 250 ms regardless (a lost notification, or events held
+    /// back by an older transaction, only delays).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut wake = self.store.wakeups();
         let mut failures = 0u32;
+        let mut lease: Option<sqlx::PgConnection> = None;
+        let mut next_try = tokio::time::Instant::now();
         while !*shutdown.borrow() {
+            if let ReadDb::Postgres(pool) = &self.db {
+                if lease.is_none() && tokio::time::Instant::now() >= next_try {
+                    lease = try_lease(pool, self.kind).await.unwrap_or_else(|e| {
+                        tracing::warn!(projection = self.kind.name(), error = %e, "cannot try for the projection lease");
+                        None
+                    });
+                    next_try = tokio::time::Instant::now() + Duration::from_secs(2);
+                    self.leading.send_replace(lease.is_some());
+                }
+                if lease.is_none() {
+                    if let Ok(at) = self.db.checkpoint(self.kind).await {
+                        self.checkpoint = at;
+                        self.progress.send_replace(at);
+                    }
+                    tokio::select! {
+                        _ = wake.changed() => {}
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    }
+                    continue;
+                }
+            } else {
+                self.leading.send_replace(true);
+            }
             match self.catch_up().await {
                 Ok(_) => failures = 0,
                 Err(e) => {
@@ -280,6 +333,8 @@ impl Runner {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
         }
+        // Dropping the lease connection ends its session and frees the lease at once.
+        drop(lease);
     }
 }
 
@@ -287,24 +342,32 @@ impl Runner {
 #[derive(Clone)]
 pub struct Projections {
     progress: Vec<(Kind, watch::Receiver<Position>)>,
+    leading: Vec<(Kind, watch::Receiver<bool>)>,
 }
 
 impl Projections {
     /// Catches every projection up, then runs them in the background until `shutdown`.
     pub async fn start(db: &ReadDb, store: &EventStore, shutdown: watch::Receiver<bool>) -> Result<Self> {
-        let mut progress = Vec::new();
+        let (mut progress, mut leading) = (Vec::new(), Vec::new());
         for kind in Kind::ALL {
             let mut runner = Runner::new(kind, db, store).await?;
+            // Start from a caught-up state whoever leads (the checkpoint CAS keeps it exact).
             runner.catch_up().await?;
             progress.push((kind, runner.progress()));
+            leading.push((kind, runner.leading()));
             tokio::spawn(runner.run(shutdown.clone()));
         }
-        Ok(Self { progress })
+        Ok(Self { progress, leading })
     }
 
     /// Current checkpoint of every projection.
     pub fn status(&self) -> Vec<(Kind, Position)> {
         self.progress.iter().map(|(k, rx)| (*k, *rx.borrow())).collect()
+    }
+
+    /// Which projections this process currently leads.
+    pub fn leading(&self) -> Vec<(Kind, bool)> {
+        self.leading.iter().map(|(k, rx)| (*k, *rx.borrow())).collect()
     }
 
     /// Waits until every projection has applied the event at `position`.
