@@ -103,7 +103,12 @@ async fn graphql(State(http): State<Http>, headers: HeaderMap, req: GraphQLReque
         .and_then(|h| h.to_str().ok())
         .and_then(|h| Uuid::parse_str(h.trim()).ok())
         .unwrap_or(request_id);
-    let req = req.into_inner().data(RequestContext { viewer, request_id, correlation_id });
+    let mut req = req.into_inner();
+    if let Some(v) = &viewer {
+        let (items, customers) = crate::graphql::loaders::for_request(&http.state.read, v.store_id);
+        req = req.data(items).data(customers);
+    }
+    let req = req.data(RequestContext { viewer, request_id, correlation_id });
     let mut response = http.schema.execute(req).await;
     // Resolver errors always carry a code (ApiError). Errors without one come from
     // async-graphql itself — syntax, validation, wrong input types, depth/complexity limits —

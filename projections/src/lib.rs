@@ -136,6 +136,12 @@ impl ReadDb {
     pub async fn items(&self, q: &ListQuery<ItemFilter, ItemSortField>) -> Result<Page<ItemRow>> {
         with_reader!(self, m, pool => m::items(pool, q).await)
     }
+    pub async fn items_by_ids(&self, store_id: Uuid, ids: &[Uuid]) -> Result<Vec<ItemRow>> {
+        with_reader!(self, m, pool => m::items_by_ids(pool, store_id, ids).await)
+    }
+    pub async fn customers_by_ids(&self, store_id: Uuid, ids: &[Uuid]) -> Result<Vec<CustomerRow>> {
+        with_reader!(self, m, pool => m::customers_by_ids(pool, store_id, ids).await)
+    }
     pub async fn customer(&self, store_id: Uuid, id: Uuid) -> Result<Option<CustomerRow>> {
         with_reader!(self, m, pool => m::customer(pool, store_id, id).await)
     }

@@ -541,6 +541,37 @@ macro_rules! read_models {
                 row.as_ref().map(item_row).transpose()
             }
 
+            /// Rows of `table` with these ids, in one query (for per-request batch loading).
+            async fn by_ids<T>(
+                pool: &Pool,
+                table: &str,
+                cols: &str,
+                id_col: &str,
+                store_id: Uuid,
+                ids: &[Uuid],
+                row: fn(&R) -> Result<T>,
+            ) -> Result<Vec<T>> {
+                if ids.is_empty() {
+                    return Ok(vec![]);
+                }
+                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {cols} FROM {table} WHERE store_id = "));
+                qb.push_bind(store_id).push(format!(" AND {id_col} IN ("));
+                let mut list = qb.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                list.push_unseparated(")");
+                qb.build().fetch_all(pool).await?.iter().map(row).collect()
+            }
+
+            pub async fn items_by_ids(pool: &Pool, store_id: Uuid, ids: &[Uuid]) -> Result<Vec<ItemRow>> {
+                by_ids(pool, "rm_inventory_items", ITEM_COLS, "item_id", store_id, ids, item_row).await
+            }
+
+            pub async fn customers_by_ids(pool: &Pool, store_id: Uuid, ids: &[Uuid]) -> Result<Vec<CustomerRow>> {
+                by_ids(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", store_id, ids, customer_row).await
+            }
+
             pub async fn customer(pool: &Pool, store_id: Uuid, id: Uuid) -> Result<Option<CustomerRow>> {
                 let row =
                     sqlx::query(&format!("SELECT {CUSTOMER_READ_COLS} FROM rm_customers WHERE store_id = $1 AND customer_id = $2"))

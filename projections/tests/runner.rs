@@ -171,6 +171,17 @@ async fn every_stored_row_equals_the_fold_of_its_stream(tdb: &TestDatabase) {
     }
 }
 
+async fn batch_reads_return_every_requested_row_and_only_the_callers_store(tdb: &TestDatabase) {
+    let w = world(tdb).await;
+    let mut r = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap();
+    until_head(&mut r, w.head).await;
+    let ids: Vec<uuid::Uuid> = w.items.iter().map(|(id, _)| id.as_uuid()).collect();
+    let rows = w.read.items_by_ids(w.store_id, &ids).await.unwrap();
+    assert_eq!(rows.len(), ids.len());
+    assert!(w.read.items_by_ids(uuid::Uuid::now_v7(), &ids).await.unwrap().is_empty(), "another store sees nothing");
+    assert!(w.read.items_by_ids(w.store_id, &[]).await.unwrap().is_empty());
+}
+
 async fn racing_runners_never_apply_an_event_twice(tdb: &TestDatabase) {
     let w = world(tdb).await;
     let mut a = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap().with_batch_size(3);
@@ -207,4 +218,5 @@ eventstore::backend_contract!(
     racing_runners_never_apply_an_event_twice,
     customer_read_model_follows_updates_and_clears,
     every_stored_row_equals_the_fold_of_its_stream,
+    batch_reads_return_every_requested_row_and_only_the_callers_store,
 );

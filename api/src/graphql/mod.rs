@@ -4,6 +4,7 @@
 pub mod consent;
 pub mod history;
 pub mod inventory;
+pub mod loaders;
 pub mod sales;
 pub mod types;
 

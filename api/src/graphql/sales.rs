@@ -1,6 +1,7 @@
 //! Sales: drafting, atomic confirmation (items SOLD, invoice number taken), payments with
 //! idempotency keys, refunds, fulfilment, cancellation and returns.
 
+use super::loaders::{CustomerLoader, ItemLoader};
 use super::types::*;
 use super::{
     command_context, connection, decode_cursor, outcome, page_size, parse_id, reach, require, run, settled, state, Idem,
@@ -8,6 +9,7 @@ use super::{
 use crate::auth::{Permission, Viewer};
 use crate::error::ApiError;
 use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use commands::idempotency::Once;
@@ -64,9 +66,11 @@ pub struct SaleLine {
 #[async_graphql::ComplexObject]
 impl SaleLine {
     async fn item(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<InventoryItem>> {
-        let v = require(ctx, Permission::ReadInventory)?;
+        require(ctx, Permission::ReadInventory)?;
         let id = parse_id(&self.item_id, "itemId")?;
-        Ok(state(ctx).read.item(v.store_id, id).await.map_err(ApiError::from)?.map(InventoryItem))
+        let loader = ctx.data_unchecked::<DataLoader<ItemLoader>>();
+        let row = loader.load_one(id).await.map_err(|e| ApiError::internal("item loader", e.as_ref()))?;
+        Ok(row.map(InventoryItem))
     }
 }
 
@@ -115,8 +119,10 @@ impl Sale {
     }
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
         let Some(id) = self.0.customer_id else { return Ok(None) };
-        let v = require(ctx, Permission::ReadCustomers)?;
-        Ok(state(ctx).read.customer(v.store_id, id).await.map_err(ApiError::from)?.map(Customer))
+        require(ctx, Permission::ReadCustomers)?;
+        let loader = ctx.data_unchecked::<DataLoader<CustomerLoader>>();
+        let row = loader.load_one(id).await.map_err(|e| ApiError::internal("customer loader", e.as_ref()))?;
+        Ok(row.map(Customer))
     }
     async fn lines(&self) -> Vec<SaleLine> {
         serde_json::from_value::<Vec<DomainLine>>(self.0.lines.clone())
