@@ -4,13 +4,14 @@ use crate::auth::TokenKeys;
 use crate::graphql::{build_schema, AppSchema, RequestContext};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use eventstore::{Database, EventStore};
 use projections::{Projections, ReadDb};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub tokens: TokenKeys,
     /// Longest a query waits for `minPosition` before `CONSISTENCY_TIMEOUT`.
     pub consistency_timeout: Duration,
+    pub login_throttle: crate::throttle::LoginThrottle,
 }
 
 impl AppState {
@@ -41,7 +43,15 @@ impl AppState {
         let read = ReadDb::new(&db);
         let projections = Projections::start(&read, &store, shutdown).await?;
         let tokens = TokenKeys::new(store.master_key().derive("session-token-v1"));
-        Ok(Arc::new(Self { db, store, read, projections, tokens, consistency_timeout: Duration::from_secs(5) }))
+        Ok(Arc::new(Self {
+            db,
+            store,
+            read,
+            projections,
+            tokens,
+            consistency_timeout: Duration::from_secs(5),
+            login_throttle: Default::default(),
+        }))
     }
 }
 
@@ -91,7 +101,12 @@ async fn graphiql() -> impl IntoResponse {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-async fn graphql(State(http): State<Http>, headers: HeaderMap, req: GraphQLRequest) -> GraphQLResponse {
+async fn graphql(
+    State(http): State<Http>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> GraphQLResponse {
     let viewer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -108,7 +123,7 @@ async fn graphql(State(http): State<Http>, headers: HeaderMap, req: GraphQLReque
         let (items, customers) = crate::graphql::loaders::for_request(&http.state.read, v.store_id);
         req = req.data(items).data(customers);
     }
-    let req = req.data(RequestContext { viewer, request_id, correlation_id });
+    let req = req.data(RequestContext { viewer, request_id, correlation_id, client_ip: Some(peer.ip()) });
     let mut response = http.schema.execute(req).await;
     // Resolver errors always carry a code (ApiError). Errors without one come from
     // async-graphql itself — syntax, validation, wrong input types, depth/complexity limits —
@@ -128,7 +143,7 @@ pub async fn serve(
     state: Arc<AppState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;
         })

@@ -15,6 +15,8 @@ pub enum ApiError {
     Unauthenticated,
     /// Login with a wrong email or password. Client: ask again; says nothing about which.
     InvalidCredentials,
+    /// Too many failed logins for this email from this address. Client: wait and retry.
+    RateLimited,
     /// Valid token, role not allowed. Client: do not retry.
     Forbidden,
     NotFound,
@@ -33,6 +35,7 @@ impl ApiError {
         match self {
             Self::Unauthenticated | Self::InvalidCredentials => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::Conflict => "CONFLICT",
@@ -47,6 +50,7 @@ impl ApiError {
             Self::Unauthenticated => "authentication required".into(),
             Self::InvalidCredentials => "invalid email or password".into(),
             Self::Forbidden => "not allowed for your role".into(),
+            Self::RateLimited => "too many failed attempts; try again later".into(),
             Self::NotFound => "not found".into(),
             Self::BadUserInput(m) => m.clone(),
             Self::Conflict => "the record was modified concurrently; retry".into(),

@@ -139,6 +139,20 @@ async fn a_wrong_password_or_unknown_email_is_unauthenticated(app: TestApp) {
     }
 }
 
+async fn repeated_failed_logins_are_throttled(app: TestApp) {
+    const LOGIN: &str = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }";
+    app.staff(Role::Sales).await; // another account, made before the owner is throttled
+    for _ in 0..5 {
+        let r = app.gql(None, LOGIN, json!({"e": api::demo::DEMO_EMAIL, "p": "guess-guess-guess"})).await;
+        assert_eq!(code(&r), "UNAUTHENTICATED");
+    }
+    // Now even the right password is refused for a while, from this address.
+    let r = app.gql(None, LOGIN, json!({"e": api::demo::DEMO_EMAIL, "p": api::demo::DEMO_PASSWORD})).await;
+    assert_eq!(code(&r), "RATE_LIMITED", "{r}");
+    // Other accounts are unaffected.
+    assert!(!app.login("sales@demo.test", "staff-password-1").await.is_empty());
+}
+
 async fn a_missing_or_forged_token_is_unauthenticated(app: TestApp) {
     let r = app.gql(None, "{ inventoryItems { totalCount } }", json!({})).await;
     assert_eq!(code(&r), "UNAUTHENTICATED");
@@ -829,6 +843,7 @@ api_tests!(
     duplicate_customers_merge_into_a_survivor_that_keeps_their_history,
     personal_data_never_reaches_the_logs,
     events_record_who_why_and_the_correlation_the_client_sent,
+    repeated_failed_logins_are_throttled,
 );
 
 #[test]

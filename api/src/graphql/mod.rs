@@ -42,6 +42,8 @@ pub struct RequestContext {
     pub request_id: Uuid,
     /// From the client's `X-Correlation-Id` header (a UUID), or the request id.
     pub correlation_id: Uuid,
+    /// The peer address (the proxy's, behind one).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 pub fn build_schema(state: Option<Arc<AppState>>) -> AppSchema {
@@ -334,6 +336,10 @@ impl CoreMutation {
     /// `UNAUTHENTICATED` error; the answer does not reveal whether the email exists.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
         let s = state(ctx);
+        let ip = ctx.data_opt::<RequestContext>().and_then(|r| r.client_ip);
+        if !s.login_throttle.allowed(&input.email, ip) {
+            return Err(ApiError::RateLimited.into());
+        }
         let candidates = s.read.staff_by_email(&input.email).await.map_err(ApiError::from)?;
         let mut hashes = Vec::new();
         for c in &candidates {
@@ -354,7 +360,11 @@ impl CoreMutation {
         })
         .await
         .map_err(|e| ApiError::internal("login", &e))?;
-        let Some(staff) = found else { return Err(ApiError::InvalidCredentials.into()) };
+        let Some(staff) = found else {
+            s.login_throttle.failed(&input.email, ip);
+            return Err(ApiError::InvalidCredentials.into());
+        };
+        s.login_throttle.succeeded(&input.email, ip);
         let role = domain::staff::Role::parse(&staff.role).ok_or(ApiError::Internal)?;
         let store_name = s.read.store_name(staff.store_id).await.map_err(ApiError::from)?;
         Ok(LoginPayload {
