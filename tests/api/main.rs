@@ -244,6 +244,23 @@ async fn mutations_return_a_position_that_reads_your_writes(app: TestApp) {
         )
         .await;
     assert!(r["data"]["inventoryItem"].is_null(), "did not exist in 2000: {r}");
+    // ...and as of version 1 it had its first price.
+    let r = app
+        .gql(
+            Some(&token),
+            "query($id: ID!) { inventoryItem(id: $id, asOfVersion: 1) { askingPrice { amount } version } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(r["data"]["inventoryItem"], json!({"askingPrice": {"amount": "3900.00"}, "version": 1}), "{r}");
+    let r = app
+        .gql(
+            Some(&token),
+            "query($id: ID!) { inventoryItem(id: $id, asOfVersion: 1, asOf: \"2030-01-01T00:00:00Z\") { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(code(&r), "BAD_USER_INPUT");
 }
 
 async fn a_store_never_sees_another_stores_data(app: TestApp) {

@@ -15,29 +15,32 @@ use projections::rows::{CustomerRow, ItemRow, SaleRow};
 use projections::views::{customer_view, item_view};
 use uuid::Uuid;
 
-async fn events_until(
-    store: &EventStore,
-    store_id: Uuid,
-    stream_id: &str,
-    at: DateTime<Utc>,
-) -> ApiResult<Vec<RecordedEvent>> {
+/// A point in an entity's history: an instant, or a version (1 = after its first event).
+#[derive(Debug, Clone, Copy)]
+pub enum AsOf {
+    Time(DateTime<Utc>),
+    Version(u64),
+}
+
+async fn events_until(store: &EventStore, store_id: Uuid, stream_id: &str, at: AsOf) -> ApiResult<Vec<RecordedEvent>> {
     let events = store.read_stream(stream_id, 0).await.map_err(|e| ApiError::internal("history", &e))?;
     if events.iter().any(|e| e.store_id != store_id) {
         return Ok(vec![]); // another tenant's stream reads as absent
     }
-    Ok(events.into_iter().filter(|e| e.recorded_at <= at).collect())
+    Ok(events
+        .into_iter()
+        .filter(|e| match at {
+            AsOf::Time(t) => e.recorded_at <= t,
+            AsOf::Version(v) => e.version < v,
+        })
+        .collect())
 }
 
 fn decode_or_internal<E: domain::DomainEvent>(e: &RecordedEvent) -> ApiResult<E> {
     decode::<E>(&e.event_type, &e.payload).map_err(|err| ApiError::internal("history decode", &err))
 }
 
-pub async fn item_as_of(
-    store: &EventStore,
-    store_id: Uuid,
-    id: ItemId,
-    at: DateTime<Utc>,
-) -> ApiResult<Option<ItemRow>> {
+pub async fn item_as_of(store: &EventStore, store_id: Uuid, id: ItemId, at: AsOf) -> ApiResult<Option<ItemRow>> {
     let mut row = None;
     for e in events_until(store, store_id, &id.stream_id(), at).await? {
         row = item_view(row, &e, decode_or_internal::<ItemEvent>(&e)?);
@@ -49,7 +52,7 @@ pub async fn customer_as_of(
     store: &EventStore,
     store_id: Uuid,
     id: CustomerId,
-    at: DateTime<Utc>,
+    at: AsOf,
 ) -> ApiResult<Option<CustomerRow>> {
     let mut row = None;
     for e in events_until(store, store_id, &id.stream_id(), at).await? {
@@ -58,12 +61,7 @@ pub async fn customer_as_of(
     Ok(row)
 }
 
-pub async fn sale_as_of(
-    store: &EventStore,
-    store_id: Uuid,
-    id: SaleId,
-    at: DateTime<Utc>,
-) -> ApiResult<Option<SaleRow>> {
+pub async fn sale_as_of(store: &EventStore, store_id: Uuid, id: SaleId, at: AsOf) -> ApiResult<Option<SaleRow>> {
     let events = events_until(store, store_id, &id.stream_id(), at).await?;
     let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(None) };
     let (created_seq, updated_at, version) = (first.position.seq, last.recorded_at, events.len() as i64);

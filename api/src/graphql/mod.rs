@@ -103,6 +103,17 @@ pub(crate) async fn reach(ctx: &Context<'_>, min_position: Option<&str>) -> ApiR
     Ok(s.projections.wait_for(position, s.consistency_timeout).await?)
 }
 
+/// `asOf` (an instant) or `asOfVersion` (1 = after the first event), not both.
+pub(crate) fn history_point(as_of: Option<DateTime<Utc>>, version: Option<i64>) -> ApiResult<Option<history::AsOf>> {
+    match (as_of, version) {
+        (None, None) => Ok(None),
+        (Some(t), None) => Ok(Some(history::AsOf::Time(t))),
+        (None, Some(v)) if v >= 0 => Ok(Some(history::AsOf::Version(v as u64))),
+        (None, Some(_)) => Err(ApiError::BadUserInput("asOfVersion must not be negative".into())),
+        (Some(_), Some(_)) => Err(ApiError::BadUserInput("give asOf or asOfVersion, not both".into())),
+    }
+}
+
 const DEFAULT_PAGE: i32 = 20;
 const MAX_PAGE: i32 = 100;
 
@@ -213,11 +224,12 @@ impl CoreQuery {
         ctx: &Context<'_>,
         id: ID,
         as_of: Option<DateTime<Utc>>,
+        as_of_version: Option<i64>,
         min_position: Option<String>,
     ) -> async_graphql::Result<Option<InventoryItem>> {
         let v = require(ctx, Permission::ReadInventory)?;
         let id = parse_id(&id, "id")?;
-        if let Some(at) = as_of {
+        if let Some(at) = history_point(as_of, as_of_version)? {
             return Ok(history::item_as_of(&state(ctx).store, v.store_id, ItemId::from_uuid(id), at)
                 .await?
                 .map(InventoryItem));
@@ -267,11 +279,12 @@ impl CoreQuery {
         ctx: &Context<'_>,
         id: ID,
         as_of: Option<DateTime<Utc>>,
+        as_of_version: Option<i64>,
         min_position: Option<String>,
     ) -> async_graphql::Result<Option<Customer>> {
         let v = require(ctx, Permission::ReadCustomers)?;
         let id = parse_id(&id, "id")?;
-        if let Some(at) = as_of {
+        if let Some(at) = history_point(as_of, as_of_version)? {
             return Ok(history::customer_as_of(&state(ctx).store, v.store_id, CustomerId::from_uuid(id), at)
                 .await?
                 .map(Customer));

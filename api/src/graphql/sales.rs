@@ -245,11 +245,12 @@ impl SaleQuery {
         ctx: &Context<'_>,
         id: ID,
         as_of: Option<DateTime<Utc>>,
+        as_of_version: Option<i64>,
         min_position: Option<String>,
     ) -> async_graphql::Result<Option<Sale>> {
         let v = require(ctx, Permission::ReadSales)?;
         let id = parse_id(&id, "id")?;
-        if let Some(at) = as_of {
+        if let Some(at) = super::history_point(as_of, as_of_version)? {
             return Ok(super::history::sale_as_of(&state(ctx).store, v.store_id, SaleId::from_uuid(id), at)
                 .await?
                 .map(Sale));
