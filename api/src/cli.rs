@@ -71,7 +71,7 @@ pub enum ProjectionsCommand {
     Status,
     /// Empty a projection (or all) and replay it from the start of the log.
     Rebuild {
-        /// One of: directory, inventory, customers. All when omitted.
+        /// One of: directory, inventory, customers, sales. All when omitted.
         name: Option<String>,
     },
 }
@@ -206,7 +206,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                         Some(n) => match Kind::parse(n) {
                             Some(k) => vec![k],
                             None => {
-                                eprintln!("unknown projection {n:?}; known: directory, inventory, customers");
+                                eprintln!("unknown projection {n:?}; known: directory, inventory, customers, sales");
                                 return Ok(2);
                             }
                         },
