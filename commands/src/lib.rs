@@ -16,6 +16,7 @@ pub mod stores;
 use domain::aggregate::{decode, encode, Aggregate};
 use domain::{DomainError, StoreId};
 use eventstore::{Actor, EventStore, ExpectedVersion, Metadata, NewEvent, Position, StoreError};
+use idempotency::Once;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -76,23 +77,13 @@ pub enum CommandError {
     Store(#[from] StoreError),
 }
 
-/// What a successful command did.
-#[derive(Debug, Clone)]
-pub struct Outcome<A: Aggregate> {
-    /// State after the command.
-    pub state: A,
-    pub events: Vec<A::Event>,
-    /// Log position of the last event written; `None` when the command changed nothing.
-    pub position: Option<Position>,
-}
-
 /// Loads an aggregate from its stream. Streams of another store read as absent: a tenant can
 /// never act on (or learn of) another tenant's aggregate.
 pub async fn load<A: Aggregate>(
     store: &EventStore,
     store_id: StoreId,
     stream_id: &str,
-) -> Result<(A, Vec<A::Event>, ExpectedVersion), CommandError> {
+) -> Result<(A, ExpectedVersion), CommandError> {
     let recorded = store.read_stream(stream_id, 0).await?;
     if recorded.iter().any(|e| e.store_id != store_id.as_uuid()) {
         // The same answer as for a missing aggregate, and never writable.
@@ -106,38 +97,37 @@ pub async fn load<A: Aggregate>(
                 .map_err(|err| StoreError::Corrupt { position: e.position, reason: err.to_string() })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((A::replay(&events), events, expected))
+    Ok((A::replay(&events), expected))
 }
 
 /// Runs one command against one aggregate: load → decide → append, retrying on conflict.
-#[tracing::instrument(skip_all, fields(stream_id = %stream_id, store_id = %ctx.store_id, kind = A::KIND), err)]
+/// `position` is `None` when the command changed nothing.
 pub async fn execute<A: Aggregate>(
     store: &EventStore,
     ctx: &CommandContext,
     stream_id: &str,
     command: &A::Command,
-) -> Result<Outcome<A>, CommandError> {
-    for attempt in 0..MAX_ATTEMPTS {
-        let (state, _, expected) = load::<A>(store, ctx.store_id, stream_id).await?;
-        let events = state.decide(command)?;
-        if events.is_empty() {
-            return Ok(Outcome { state, events, position: None });
-        }
-        let new_events = to_new_events(ctx, &events);
-        match store.append(stream_id, expected, new_events).await {
-            Ok(r) => {
-                let state = events.iter().fold(state, A::evolve);
-                return Ok(Outcome { state, events, position: Some(r.position) });
-            }
-            Err(StoreError::Conflict { .. }) => {
-                tracing::debug!(attempt, "version conflict; deciding again on fresh state");
-                backoff(attempt).await;
-            }
-            Err(StoreError::SubjectErased) => return Err(DomainError::Erased { kind: A::KIND }.into()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(CommandError::Contention { stream_id: stream_id.to_owned() })
+) -> Result<Once, CommandError> {
+    execute_once::<A>(store, ctx, None, A::KIND, Uuid::nil(), stream_id, command).await
+}
+
+/// [`execute`] at most once per idempotency `key` (scoped to `mutation`): a retry returns the
+/// first request's `entity_id` and position and writes nothing.
+#[tracing::instrument(skip_all, fields(stream_id = %stream_id, store_id = %ctx.store_id, kind = A::KIND), err)]
+pub async fn execute_once<A: Aggregate>(
+    store: &EventStore,
+    ctx: &CommandContext,
+    key: Option<&str>,
+    mutation: &str,
+    entity_id: Uuid,
+    stream_id: &str,
+    command: &A::Command,
+) -> Result<Once, CommandError> {
+    idempotency::once(store, ctx, key, mutation, entity_id, |mut d| async move {
+        d.decide::<A>(stream_id, std::slice::from_ref(command)).await?;
+        Ok(d)
+    })
+    .await
 }
 
 /// Domain events as events to append, with the command's metadata.
@@ -176,7 +166,7 @@ impl<'a> MultiDecision<'a> {
     /// Loads `stream_id`, decides each command in turn on the evolving state, and stages the
     /// events. Returns the resulting state.
     pub async fn decide<A: Aggregate>(&mut self, stream_id: &str, commands: &[A::Command]) -> Result<A, CommandError> {
-        let (mut state, _, expected) = load::<A>(self.store, self.ctx.store_id, stream_id).await?;
+        let (mut state, expected) = load::<A>(self.store, self.ctx.store_id, stream_id).await?;
         let mut all = Vec::new();
         for command in commands {
             let events = state.decide(command)?;

@@ -24,7 +24,7 @@ pub async fn create_sale(
     let cmd = &cmd;
     once(store, ctx, key, "createSale", cmd.sale_id.as_uuid(), |mut d| async move {
         if let Some(customer) = cmd.customer_id {
-            let (c, _, _) = crate::load::<Customer>(store, ctx.store_id, &customer.stream_id()).await?;
+            let (c, _) = crate::load::<Customer>(store, ctx.store_id, &customer.stream_id()).await?;
             match &c.state {
                 None => return Err(DomainError::invalid("customerId", "no such customer").into()),
                 Some(s) if s.merged_into.is_some() => {
@@ -57,7 +57,7 @@ pub async fn confirm_sale(
     key: Option<&str>,
 ) -> Result<Once, CommandError> {
     once(store, ctx, key, "confirmSale", sale_id.as_uuid(), |mut d| async move {
-        let (draft, _, _) = crate::load::<Sale>(store, ctx.store_id, &sale_id.stream_id()).await?;
+        let (draft, _) = crate::load::<Sale>(store, ctx.store_id, &sale_id.stream_id()).await?;
         let draft = open_sale(&draft)?.clone();
         if draft.status != SaleStatus::Draft {
             return Err(
@@ -116,7 +116,7 @@ pub async fn cancel_sale(
 ) -> Result<Once, CommandError> {
     let reason = &reason;
     once(store, ctx, key, "cancelSale", sale_id.as_uuid(), |mut d| async move {
-        let (before, _, _) = crate::load::<Sale>(store, ctx.store_id, &sale_id.stream_id()).await?;
+        let (before, _) = crate::load::<Sale>(store, ctx.store_id, &sale_id.stream_id()).await?;
         let before = open_sale(&before)?.clone();
         d.decide::<Sale>(&sale_id.stream_id(), &[SaleCommand::Cancel { reason: reason.clone() }]).await?;
         if let Some(number) = before.invoice_number {

@@ -131,7 +131,7 @@ async fn invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them(tdb:
     let (cancelled, item) = sales[0];
     cancel_sale(&store, &ctx, cancelled, Some("customer changed mind".into()), None).await.unwrap();
     assert_eq!(sale_state(&store, &ctx, cancelled).await.status, SaleStatus::Cancelled);
-    let (item_state, _, _) = commands::load::<InventoryItem>(&store, ctx.store_id, &item.stream_id()).await.unwrap();
+    let (item_state, _) = commands::load::<InventoryItem>(&store, ctx.store_id, &item.stream_id()).await.unwrap();
     assert_eq!(item_state.state.unwrap().status, ItemStatus::InStock);
     let next = draft(&store, &ctx, item).await;
     confirm_sale(&store, &ctx, next, None).await.unwrap();

@@ -62,21 +62,6 @@ impl Database {
         }
     }
 
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
-        }
-    }
-
-    /// Wakes this process's subscribers (read models changed).
-    pub fn notify(&self) {
-        match self {
-            Self::Sqlite(b) => b.notify(),
-            Self::Postgres(b) => b.notify(),
-        }
-    }
-
     /// Runs one SQL statement as is. For tests that tamper with stored rows, and operations.
     pub async fn execute_raw(&self, sql: &str) -> Result<u64> {
         Ok(match self {

@@ -203,7 +203,7 @@ async fn change(ctx: &Context<'_>, input: ConsentInput, grant: bool) -> async_gr
         return Ok(ConsentPayload { errors: vec![UserError::invalid_id("customerId")], ..Default::default() });
     };
     // Consent is recorded only for customers of this store.
-    let (c, _, _) = commands::load::<domain::customer::Customer>(
+    let (c, _) = commands::load::<domain::customer::Customer>(
         &state(ctx).store,
         StoreId::from_uuid(v.store_id),
         &customer.stream_id(),

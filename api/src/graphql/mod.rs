@@ -322,25 +322,29 @@ pub(crate) async fn run<A: domain::Aggregate>(
     stream_id: &str,
     command: &A::Command,
 ) -> ApiResult<Result<Once, Vec<UserError>>> {
-    let store = &state(ctx).store;
     outcome(
-        commands::idempotency::once(store, cctx, idem.key, idem.mutation, idem.entity, |mut d| async move {
-            d.decide::<A>(stream_id, std::slice::from_ref(command)).await?;
-            Ok(d)
-        })
-        .await,
+        commands::execute_once::<A>(&state(ctx).store, cctx, idem.key, idem.mutation, idem.entity, stream_id, command)
+            .await,
     )
 }
 
-/// After a write: wait (bounded) for the read models, so the payload shows the new state.
-pub(crate) async fn settled(ctx: &Context<'_>, position: Option<Position>) -> ApiResult<bool> {
-    let Some(p) = position else { return Ok(true) };
-    let s = state(ctx);
-    match s.projections.wait_for(p, s.consistency_timeout).await {
-        Ok(()) => Ok(true),
-        Err(projections::ProjectionError::ConsistencyTimeout) => Ok(false),
-        Err(e) => Err(e.into()),
+/// After a write: waits (bounded) for the read models to reach `position`, then reads, so a
+/// payload shows the new state; `None` if they did not get there in time (the client can query
+/// again with `minPosition`).
+pub(crate) async fn read_after<T>(
+    ctx: &Context<'_>,
+    position: Option<Position>,
+    read: impl std::future::Future<Output = projections::Result<Option<T>>>,
+) -> async_graphql::Result<Option<T>> {
+    if let Some(p) = position {
+        let s = state(ctx);
+        match s.projections.wait_for(p, s.consistency_timeout).await {
+            Ok(()) => {}
+            Err(projections::ProjectionError::ConsistencyTimeout) => return Ok(None),
+            Err(e) => return Err(ApiError::from(e).into()),
+        }
     }
+    Ok(read.await.map_err(ApiError::from)?)
 }
 
 #[Object]
@@ -621,11 +625,7 @@ pub(crate) async fn item_payload(
     id: ItemId,
     position: Option<Position>,
 ) -> async_graphql::Result<InventoryItemPayload> {
-    let item = if settled(ctx, position).await? {
-        state(ctx).read.item(v.store_id, id.as_uuid()).await.map_err(ApiError::from)?.map(InventoryItem)
-    } else {
-        None
-    };
+    let item = read_after(ctx, position, state(ctx).read.item(v.store_id, id.as_uuid())).await?.map(InventoryItem);
     Ok(InventoryItemPayload { item, position: position.map(|p| p.to_string()), errors: vec![] })
 }
 
@@ -635,10 +635,6 @@ pub(crate) async fn customer_payload(
     id: CustomerId,
     position: Option<Position>,
 ) -> async_graphql::Result<CustomerPayload> {
-    let customer = if settled(ctx, position).await? {
-        state(ctx).read.customer(v.store_id, id.as_uuid()).await.map_err(ApiError::from)?.map(Customer)
-    } else {
-        None
-    };
+    let customer = read_after(ctx, position, state(ctx).read.customer(v.store_id, id.as_uuid())).await?.map(Customer);
     Ok(CustomerPayload { customer, position: position.map(|p| p.to_string()), errors: vec![] })
 }

@@ -4,7 +4,8 @@
 use super::loaders::{CustomerLoader, ItemLoader};
 use super::types::*;
 use super::{
-    command_context, connection, decode_cursor, outcome, page_size, parse_id, reach, require, run, settled, state, Idem,
+    command_context, connection, decode_cursor, outcome, page_size, parse_id, reach, read_after, require, run, state,
+    Idem,
 };
 use crate::auth::{Permission, Viewer};
 use crate::error::ApiError;
@@ -335,11 +336,7 @@ async fn sale_payload(
     id: SaleId,
     position: Option<Position>,
 ) -> async_graphql::Result<SalePayload> {
-    let sale = if settled(ctx, position).await? {
-        state(ctx).read.sale(v.store_id, id.as_uuid()).await.map_err(ApiError::from)?.map(Sale)
-    } else {
-        None
-    };
+    let sale = read_after(ctx, position, state(ctx).read.sale(v.store_id, id.as_uuid())).await?.map(Sale);
     Ok(SalePayload { sale, position: position.map(|p| p.to_string()), errors: vec![] })
 }
 
