@@ -1,17 +1,19 @@
 //! The HTTP application: state, router, and `serve`.
 
-use crate::auth::TokenKeys;
 use crate::graphql::{build_schema, AppSchema, RequestContext};
+use crate::sessions::{SessionSettings, Sessions};
+use crate::throttle::LoginThrottle;
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use eventstore::{Database, EventStore};
+use eventstore::{Accounts, Database, EventStore};
 use projections::{Projections, ReadDb};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -27,32 +29,88 @@ pub struct AppState {
     pub store: EventStore,
     pub read: ReadDb,
     pub projections: Projections,
-    pub tokens: TokenKeys,
+    /// Credentials, sessions, one-time tokens, login counters.
+    pub accounts: Accounts,
+    pub sessions: Sessions,
+    pub login_throttle: LoginThrottle,
+    pub settings: Settings,
     /// Longest a query waits for `minPosition` before `CONSISTENCY_TIMEOUT`.
     pub consistency_timeout: Duration,
-    pub login_throttle: crate::throttle::LoginThrottle,
+}
+
+/// Server settings (each has a `serve` flag and environment variable; see the CLI).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub sessions: SessionSettings,
+    /// Proxies whose `X-Forwarded-For` is believed. Empty: the peer address is the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Most mutations one request may run.
+    pub max_mutations: usize,
+    /// Serve introspection to callers who are not signed in.
+    pub public_introspection: bool,
+    /// How many password hashes (logins, password changes) may run at once.
+    pub concurrent_password_hashes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            sessions: SessionSettings::default(),
+            trusted_proxies: Vec::new(),
+            max_mutations: 10,
+            public_introspection: false,
+            concurrent_password_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
 }
 
 impl AppState {
-    /// Starts the projections (caught up first) and builds the state.
+    /// Starts the projections (caught up first) and builds the state, with default settings.
     pub async fn start(
         db: Database,
         store: EventStore,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow_free::Result<Arc<Self>> {
+        Self::start_with(db, store, shutdown, Settings::default()).await
+    }
+
+    pub async fn start_with(
+        db: Database,
+        store: EventStore,
+        shutdown: watch::Receiver<bool>,
+        settings: Settings,
+    ) -> anyhow_free::Result<Arc<Self>> {
         let read = ReadDb::new(&db);
         let projections = Projections::start(&read, &store, shutdown).await?;
-        let tokens = TokenKeys::new(store.master_key().derive("session-token-v1"));
+        let accounts = Accounts::new(&db);
         Ok(Arc::new(Self {
+            sessions: Sessions::new(accounts.clone(), settings.sessions),
+            login_throttle: LoginThrottle::new(accounts.clone(), settings.concurrent_password_hashes),
+            accounts,
             db,
             store,
             read,
             projections,
-            tokens,
+            settings,
             consistency_timeout: Duration::from_secs(5),
-            login_throttle: Default::default(),
         }))
     }
+}
+
+/// The client's address: the peer, or — when the peer is a trusted proxy — the nearest address
+/// in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded.into_iter().rev().find(|a| !trusted.contains(a)).unwrap_or(peer)
 }
 
 /// A tiny boxed-error result for bootstrap code, without pulling in `anyhow`.
@@ -101,29 +159,60 @@ async fn graphiql() -> impl IntoResponse {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
+/// A GraphQL-shaped error response (for requests that never reach the schema).
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
 async fn graphql(
     State(http): State<Http>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    req: GraphQLRequest,
-) -> GraphQLResponse {
-    let viewer = headers
+    body: Bytes,
+) -> Response {
+    let req: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "the request body must be a JSON object with a \"query\" string (and optional \"variables\", \"operationName\")",
+            )
+        }
+    };
+    let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|t| http.state.tokens.verify(t.trim()));
+        .map(str::trim);
+    let viewer = match token {
+        None => None,
+        Some(t) => match http.state.sessions.authenticate(t).await {
+            Ok(v) => v,
+            Err(e) => {
+                crate::error::ApiError::internal("session lookup", &e);
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error");
+            }
+        },
+    };
     let request_id = Uuid::now_v7();
     let correlation_id = headers
         .get("x-correlation-id")
         .and_then(|h| h.to_str().ok())
         .and_then(|h| Uuid::parse_str(h.trim()).ok())
         .unwrap_or(request_id);
-    let mut req = req.into_inner();
+    let mut req = req;
+    if viewer.is_none() && !http.state.settings.public_introspection {
+        req = req.disable_introspection();
+    }
     if let Some(v) = &viewer {
         let (items, customers) = crate::graphql::loaders::for_request(&http.state.read, v.store_id);
         req = req.data(items).data(customers);
     }
-    let req = req.data(RequestContext { viewer, request_id, correlation_id, client_ip: Some(peer.ip()) });
+    let client_ip = client_ip(peer.ip(), &headers, &http.state.settings.trusted_proxies);
+    let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let req = req.data(RequestContext { viewer, request_id, correlation_id, client_ip: Some(client_ip), user_agent });
     let mut response = http.schema.execute(req).await;
     // Resolver errors always carry a code (ApiError). Errors without one come from
     // async-graphql itself — syntax, validation, wrong input types, depth/complexity limits —
@@ -134,7 +223,7 @@ async fn graphql(
             ext.set("code", "BAD_USER_INPUT");
         }
     }
-    response.into()
+    GraphQLResponse::from(response).into_response()
 }
 
 /// Serves until `shutdown` turns true.

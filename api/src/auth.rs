@@ -1,67 +1,32 @@
-//! Authentication (signed session tokens) and authorisation (what each role may do — decided
-//! here and nowhere else).
+//! Who may do what — decided here and nowhere else.
+//!
+//! Two tables: [`allows`] says which permissions each role has; [`root_field_access`] says what
+//! each Query and Mutation field requires. The [`AccessControl`] extension applies the second to
+//! every root field before its resolver runs, so a resolver never checks a role by hand, and a
+//! field missing from the table is refused (fail closed) — and fails the permission-matrix test,
+//! which walks the schema. Object fields that expose sensitive values (costs, floor prices,
+//! consent evidence) ask [`allows`] for their permission.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
-use chrono::Utc;
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
+};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
+use async_graphql::{ServerError, ServerResult, Value, Variables};
 use domain::staff::Role;
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use std::sync::Arc;
 use uuid::Uuid;
 
-/// How long a session token is valid.
-pub const TOKEN_TTL_SECS: i64 = 8 * 3600;
-
-/// Who is calling: fixed by the token, never by the request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who is calling: fixed by the session, never by the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Viewer {
     pub user_id: Uuid,
     pub store_id: Uuid,
     pub role: Role,
-    /// Expiry, seconds since the Unix epoch.
-    pub exp: i64,
-}
-
-/// Signs and checks `v1.<claims>.<hmac>` tokens with a key derived from the master key.
-#[derive(Clone)]
-pub struct TokenKeys {
-    key: [u8; 32],
-}
-
-impl TokenKeys {
-    pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
-    }
-
-    fn mac(&self, msg: &str) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("any key length");
-        mac.update(msg.as_bytes());
-        mac.finalize().into_bytes().to_vec()
-    }
-
-    pub fn issue(&self, user_id: Uuid, store_id: Uuid, role: Role) -> String {
-        let claims = Viewer { user_id, store_id, role, exp: Utc::now().timestamp() + TOKEN_TTL_SECS };
-        let body = format!("v1.{}", B64.encode(serde_json::to_vec(&claims).expect("claims serialise")));
-        let sig = B64.encode(self.mac(&body));
-        format!("{body}.{sig}")
-    }
-
-    /// The viewer a token names, if it is authentic and unexpired.
-    pub fn verify(&self, token: &str) -> Option<Viewer> {
-        let (body, sig) = token.rsplit_once('.')?;
-        let sig = B64.decode(sig).ok()?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("any key length");
-        mac.update(body.as_bytes());
-        mac.verify_slice(&sig).ok()?; // constant-time comparison
-        let claims = body.strip_prefix("v1.")?;
-        let viewer: Viewer = serde_json::from_slice(&B64.decode(claims).ok()?).ok()?;
-        (viewer.exp > Utc::now().timestamp()).then_some(viewer)
-    }
+    pub session_id: Uuid,
 }
 
 /// Everything a caller may be allowed to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
     ReadInventory,
     /// Acquire, archive, restock, return to consignor, edit details.
@@ -78,12 +43,71 @@ pub enum Permission {
     ReadSales,
     /// Draft, confirm, take payments, fulfil, cancel unpaid sales.
     ManageSales,
+    /// Sell below an item's floor price.
+    ApproveDiscounts,
     /// Refund money and take sales back.
     Refund,
     ReadConsent,
     ManageConsent,
     /// See consent evidence (IP address, user agent).
     ReadConsentEvidence,
+    /// See the store's staff directory.
+    ViewStaff,
+    /// Invite staff, change roles, deactivate, issue password resets.
+    ManageStaff,
+    /// Read the audit trail and raw event history.
+    ViewAudit,
+    /// Privacy requests: erasure, subject access, restriction.
+    ManagePrivacy,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 19] = [
+        Self::ReadInventory,
+        Self::ManageInventory,
+        Self::ChangePrices,
+        Self::HoldItems,
+        Self::ServiceItems,
+        Self::ViewCosts,
+        Self::ReadCustomers,
+        Self::ManageCustomers,
+        Self::ReadSales,
+        Self::ManageSales,
+        Self::ApproveDiscounts,
+        Self::Refund,
+        Self::ReadConsent,
+        Self::ManageConsent,
+        Self::ReadConsentEvidence,
+        Self::ViewStaff,
+        Self::ManageStaff,
+        Self::ViewAudit,
+        Self::ManagePrivacy,
+    ];
+
+    /// The name clients see in `me { permissions }`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ReadInventory => "READ_INVENTORY",
+            Self::ManageInventory => "MANAGE_INVENTORY",
+            Self::ChangePrices => "CHANGE_PRICES",
+            Self::HoldItems => "HOLD_ITEMS",
+            Self::ServiceItems => "SERVICE_ITEMS",
+            Self::ViewCosts => "VIEW_COSTS",
+            Self::ReadCustomers => "READ_CUSTOMERS",
+            Self::ManageCustomers => "MANAGE_CUSTOMERS",
+            Self::ReadSales => "READ_SALES",
+            Self::ManageSales => "MANAGE_SALES",
+            Self::ApproveDiscounts => "APPROVE_DISCOUNTS",
+            Self::Refund => "REFUND",
+            Self::ReadConsent => "READ_CONSENT",
+            Self::ManageConsent => "MANAGE_CONSENT",
+            Self::ReadConsentEvidence => "READ_CONSENT_EVIDENCE",
+            Self::ViewStaff => "VIEW_STAFF",
+            Self::ManageStaff => "MANAGE_STAFF",
+            Self::ViewAudit => "VIEW_AUDIT",
+            Self::ManagePrivacy => "MANAGE_PRIVACY",
+        }
+    }
 }
 
 /// Least privilege, in one table.
@@ -92,7 +116,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     use Role::*;
     match role {
         Owner => true,
-        Manager => true,
+        // Runs the shop; the audit trail and privacy cases belong to owners, auditors and
+        // compliance staff.
+        Manager => !matches!(permission, ViewAudit | ManagePrivacy),
         Sales => matches!(
             permission,
             ReadInventory
@@ -103,15 +129,185 @@ pub fn allows(role: Role, permission: Permission) -> bool {
                 | ManageSales
                 | ReadConsent
                 | ManageConsent
+                | ViewStaff
         ),
+        // Works on pieces in service: no costs, no customers.
         Technician => matches!(permission, ReadInventory | ServiceItems),
         // Auditors read everything, change nothing.
         Auditor => matches!(
             permission,
-            ReadInventory | ViewCosts | ReadCustomers | ReadSales | ReadConsent | ReadConsentEvidence
+            ReadInventory
+                | ViewCosts
+                | ReadCustomers
+                | ReadSales
+                | ReadConsent
+                | ReadConsentEvidence
+                | ViewStaff
+                | ViewAudit
         ),
-        // Compliance works with data subjects and their consent, not stock or prices.
-        Compliance => matches!(permission, ReadCustomers | ReadConsent | ManageConsent | ReadConsentEvidence),
+        // Compliance works with data subjects, their consent and privacy requests; not stock,
+        // prices or costs.
+        Compliance => matches!(
+            permission,
+            ReadCustomers
+                | ReadSales
+                | ReadConsent
+                | ManageConsent
+                | ReadConsentEvidence
+                | ViewStaff
+                | ViewAudit
+                | ManagePrivacy
+        ),
+    }
+}
+
+/// What a root field requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No session needed (logging in, accepting an invitation, resetting a password).
+    Public,
+    /// Any signed-in staff member (their own account and sessions).
+    SignedIn,
+    Requires(Permission),
+}
+
+/// The access table for every Query and Mutation field. `None`: not in the table, refused.
+pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
+    use Access::*;
+    use Permission::*;
+    Some(match (parent, field) {
+        ("Mutation", "login" | "acceptInvitation" | "resetPassword") => Public,
+        ("Query", "me" | "mySessions") => SignedIn,
+        ("Mutation", "logout" | "logoutEverywhere" | "revokeSession" | "changePassword") => SignedIn,
+        ("Query", "staffMembers" | "staffMember") => Requires(ViewStaff),
+        (
+            "Mutation",
+            "inviteStaff" | "changeStaffRole" | "deactivateStaff" | "reactivateStaff" | "issuePasswordReset",
+        ) => Requires(ManageStaff),
+        ("Query", "inventoryItems" | "inventoryItem") => Requires(ReadInventory),
+        ("Query", "customers" | "customer") => Requires(ReadCustomers),
+        ("Query", "sales" | "sale") => Requires(ReadSales),
+        ("Query", "consentLedger") => Requires(ReadConsent),
+        ("Mutation", "acquireItem" | "returnItemToConsignor" | "archiveItem" | "restockItem" | "updateItemDetails") => {
+            Requires(ManageInventory)
+        }
+        ("Mutation", "changeItemPrice") => Requires(ChangePrices),
+        ("Mutation", "reserveItem" | "releaseItemReservation" | "sendItemOnMemo" | "returnItemFromMemo") => {
+            Requires(HoldItems)
+        }
+        ("Mutation", "sendItemToService" | "returnItemFromService") => Requires(ServiceItems),
+        ("Mutation", "createCustomer" | "updateCustomer" | "mergeCustomers") => Requires(ManageCustomers),
+        ("Mutation", "createSale" | "confirmSale" | "recordPayment" | "fulfilSale" | "cancelSale") => {
+            Requires(ManageSales)
+        }
+        ("Mutation", "refundPayment" | "returnSale") => Requires(Refund),
+        ("Mutation", "grantConsent" | "withdrawConsent") => Requires(ManageConsent),
+        _ => return None,
+    })
+}
+
+/// What a role may do with a field, per the tables: `Ok` or the error code it gets.
+pub fn check(viewer: Option<&Viewer>, parent: &str, field: &str) -> Result<(), &'static str> {
+    match (root_field_access(parent, field), viewer) {
+        (None, _) => Err("FORBIDDEN"),
+        (Some(Access::Public), _) => Ok(()),
+        (Some(_), None) => Err("UNAUTHENTICATED"),
+        (Some(Access::SignedIn), Some(_)) => Ok(()),
+        (Some(Access::Requires(p)), Some(v)) if allows(v.role, p) => Ok(()),
+        (Some(Access::Requires(_)), Some(_)) => Err("FORBIDDEN"),
+    }
+}
+
+/// The access-control extension: applies [`root_field_access`] to every root field, and caps
+/// the number of mutations one request may run.
+pub struct AccessControl {
+    pub max_mutations: usize,
+}
+
+impl ExtensionFactory for AccessControl {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(AccessControlExtension { max_mutations: self.max_mutations })
+    }
+}
+
+struct AccessControlExtension {
+    max_mutations: usize,
+}
+
+fn error(code: &'static str, message: &str) -> ServerError {
+    let mut e = ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", code);
+    e.extensions = Some(ext);
+    e
+}
+
+/// Root fields of the operations in a document that are mutations (fragments included).
+fn mutation_fields(doc: &ExecutableDocument) -> usize {
+    fn count(doc: &ExecutableDocument, set: &async_graphql::parser::types::SelectionSet, depth: usize) -> usize {
+        if depth > 8 {
+            return 0;
+        }
+        set.items
+            .iter()
+            .map(|s| match &s.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(f) => count(doc, &f.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(s) => doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .map_or(0, |f| count(doc, &f.node.selection_set.node, depth + 1)),
+            })
+            .sum()
+    }
+    doc.operations
+        .iter()
+        .filter(|(_, op)| op.node.ty == OperationType::Mutation)
+        .map(|(_, op)| count(doc, &op.node.selection_set.node, 0))
+        .max()
+        .unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl Extension for AccessControlExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        let n = mutation_fields(&doc);
+        if n > self.max_mutations {
+            return Err(error(
+                "BAD_REQUEST",
+                &format!("at most {} mutations per request; this one has {n}", self.max_mutations),
+            ));
+        }
+        Ok(doc)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let root = info.path_node.parent.is_none() && matches!(info.parent_type, "Query" | "Mutation");
+        if root && !info.is_for_introspection && !info.name.starts_with("__") {
+            let viewer = ctx.data_opt::<crate::graphql::RequestContext>().and_then(|r| r.viewer.as_ref());
+            if let Err(code) = check(viewer, info.parent_type, info.name) {
+                let message = match code {
+                    "UNAUTHENTICATED" => "authentication required",
+                    _ => "not allowed for your role",
+                };
+                let mut e = error(code, message);
+                e.path = vec![async_graphql::PathSegment::Field(info.alias.unwrap_or(info.name).to_owned())];
+                return Err(e);
+            }
+        }
+        next.run(ctx, info).await
     }
 }
 
@@ -120,42 +316,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_verify_only_unaltered_and_with_the_right_key() {
-        let keys = TokenKeys::new([7; 32]);
-        let t = keys.issue(Uuid::from_u128(1), Uuid::from_u128(2), Role::Sales);
-        let v = keys.verify(&t).unwrap();
-        assert_eq!((v.user_id, v.store_id, v.role), (Uuid::from_u128(1), Uuid::from_u128(2), Role::Sales));
-        assert!(TokenKeys::new([8; 32]).verify(&t).is_none());
-        // Swap the claims for an owner's: the signature no longer matches.
-        let forged_claims = B64.encode(serde_json::to_vec(&Viewer { role: Role::Owner, ..v.clone() }).unwrap());
-        let sig = t.rsplit_once('.').unwrap().1;
-        assert!(keys.verify(&format!("v1.{forged_claims}.{sig}")).is_none());
-        assert!(keys.verify("garbage").is_none());
-    }
-
-    #[test]
-    fn expired_tokens_are_refused() {
-        let keys = TokenKeys::new([7; 32]);
-        let claims =
-            Viewer { user_id: Uuid::nil(), store_id: Uuid::nil(), role: Role::Owner, exp: Utc::now().timestamp() - 1 };
-        let body = format!("v1.{}", B64.encode(serde_json::to_vec(&claims).unwrap()));
-        let token = format!("{body}.{}", B64.encode(keys.mac(&body)));
-        assert!(keys.verify(&token).is_none());
-    }
-
-    #[test]
     fn least_privilege_table() {
         assert!(allows(Role::Owner, Permission::ViewCosts));
         assert!(!allows(Role::Sales, Permission::ViewCosts));
         assert!(!allows(Role::Sales, Permission::ChangePrices));
+        assert!(!allows(Role::Sales, Permission::ApproveDiscounts));
         assert!(!allows(Role::Technician, Permission::ReadCustomers));
         assert!(!allows(Role::Auditor, Permission::ManageInventory));
         assert!(allows(Role::Auditor, Permission::ViewCosts));
+        assert!(allows(Role::Auditor, Permission::ViewAudit));
         assert!(!allows(Role::Compliance, Permission::ReadInventory));
+        assert!(!allows(Role::Compliance, Permission::ViewCosts));
+        assert!(allows(Role::Compliance, Permission::ManagePrivacy));
+        assert!(!allows(Role::Manager, Permission::ManagePrivacy));
+        assert!(allows(Role::Manager, Permission::ManageStaff));
         assert!(allows(Role::Sales, Permission::ManageSales));
         assert!(!allows(Role::Sales, Permission::Refund));
         assert!(!allows(Role::Sales, Permission::ReadConsentEvidence));
         assert!(allows(Role::Technician, Permission::ServiceItems));
         assert!(!allows(Role::Technician, Permission::HoldItems));
+        // Nobody but owners and managers manages staff.
+        for role in Role::ALL {
+            assert_eq!(allows(role, Permission::ManageStaff), matches!(role, Role::Owner | Role::Manager), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn auditors_change_nothing() {
+        let v = Viewer { user_id: Uuid::nil(), store_id: Uuid::nil(), role: Role::Auditor, session_id: Uuid::nil() };
+        for field in ["acquireItem", "changeItemPrice", "createSale", "refundPayment", "grantConsent", "inviteStaff"] {
+            assert_eq!(check(Some(&v), "Mutation", field), Err("FORBIDDEN"), "{field}");
+        }
+        assert_eq!(check(Some(&v), "Mutation", "logout"), Ok(()), "but may end their own session");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_and_anonymous_callers_reach_only_public_fields() {
+        let v = Viewer { user_id: Uuid::nil(), store_id: Uuid::nil(), role: Role::Owner, session_id: Uuid::nil() };
+        assert_eq!(check(Some(&v), "Query", "somethingNew"), Err("FORBIDDEN"));
+        assert_eq!(check(None, "Query", "inventoryItems"), Err("UNAUTHENTICATED"));
+        assert_eq!(check(None, "Mutation", "login"), Ok(()));
+        assert_eq!(check(None, "Query", "me"), Err("UNAUTHENTICATED"));
     }
 }

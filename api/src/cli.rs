@@ -36,14 +36,35 @@ pub enum Command {
         /// Seed a demo store with sample data on first run and print how to log in.
         #[arg(long)]
         demo: bool,
+        /// Minutes of inactivity after which a session ends.
+        #[arg(long, env = "IC_SESSION_IDLE_MINUTES", default_value_t = 30)]
+        session_idle_minutes: u32,
+        /// Hours after login at which a session ends, however active.
+        #[arg(long, env = "IC_SESSION_LIFETIME_HOURS", default_value_t = 8)]
+        session_lifetime_hours: u32,
+        /// A reverse proxy whose `X-Forwarded-For` header names the client (repeatable; env:
+        /// comma-separated). Without it, the peer address is the client's.
+        #[arg(long = "trusted-proxy", env = "IC_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxies: Vec<std::net::IpAddr>,
+        /// Most mutations a single request may run.
+        #[arg(long, env = "IC_MAX_MUTATIONS", default_value_t = 10)]
+        max_mutations: usize,
+        /// Serve schema introspection to callers who are not signed in (off: only staff).
+        #[arg(long, env = "IC_PUBLIC_INTROSPECTION")]
+        public_introspection: bool,
     },
     /// Manage stores (tenants).
     Store {
         #[command(subcommand)]
         command: StoreCommand,
     },
-    /// Re-check the whole log (every stream's hash chain); exits non-zero at the first break.
+    /// Re-check the whole log (every stream's hash chain); exits 1 at the first break.
     Verify,
+    /// Staff accounts (for operators: a locked-out owner).
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// Inspect or rebuild read models.
     Projections {
         #[command(subcommand)]
@@ -62,6 +83,19 @@ pub enum StoreCommand {
         /// The owner's password (at least 10 characters).
         #[arg(long, env = "IC_OWNER_PASSWORD")]
         owner_password: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StaffCommand {
+    /// Issue a one-time password-reset token for a member (prints it; valid 24 hours). The
+    /// member sets a new password with the `resetPassword` mutation.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        /// The store, when the email is staff of several.
+        #[arg(long)]
+        store: Option<uuid::Uuid>,
     },
 }
 
@@ -88,8 +122,10 @@ impl Cli {
     }
 }
 
-/// `IC_MASTER_KEY` (base64, 32 bytes), or a key generated into the data directory for local use.
-pub fn master_key(data_dir: &Path) -> Result<MasterKey> {
+/// `IC_MASTER_KEY` (base64, 32 bytes), or the local key file in the data directory. A new key
+/// file is generated only for a database that was never initialised: for one that was, a
+/// missing key is an error, never a fresh key.
+pub fn master_key(data_dir: &Path, database_initialised: bool) -> Result<MasterKey> {
     if let Ok(b64) = std::env::var("IC_MASTER_KEY") {
         return Ok(MasterKey::from_base64(&b64)?);
     }
@@ -97,6 +133,14 @@ pub fn master_key(data_dir: &Path) -> Result<MasterKey> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         warn_local_key(&path);
         return Ok(MasterKey::from_base64(&existing)?);
+    }
+    if database_initialised {
+        return Err(format!(
+            "this database was initialised with a master key, but IC_MASTER_KEY is not set and {} does not exist; \
+             set IC_MASTER_KEY to the database's key",
+            path.display()
+        )
+        .into());
     }
     std::fs::create_dir_all(data_dir)?;
     let key = MasterKey::generate();
@@ -122,10 +166,14 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
+/// Connects, then checks the master key against the database's before anything is written
+/// with it (`StoreError::WrongMasterKey`, exit 2).
 async fn open(cli: &Cli) -> Result<(Database, EventStore)> {
     let url = cli.database_url()?;
-    let key = master_key(&cli.data_dir)?;
     let db = Database::connect(&url).await?;
+    let initialised = db.key_check_value().await?.is_some();
+    let key = master_key(&cli.data_dir, initialised)?;
+    db.check_master_key(&key).await?;
     let store = EventStore::new(&db, key, Upcasters::default());
     Ok((db, store))
 }
@@ -133,10 +181,28 @@ async fn open(cli: &Cli) -> Result<(Database, EventStore)> {
 /// Runs the CLI; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
-        Command::Serve { listen, demo } => {
+        Command::Serve {
+            listen,
+            demo,
+            session_idle_minutes,
+            session_lifetime_hours,
+            trusted_proxies,
+            max_mutations,
+            public_introspection,
+        } => {
             let (db, store) = open(&cli).await?;
             let (stop, shutdown) = watch::channel(false);
-            let state = AppState::start(db, store, shutdown.clone()).await?;
+            let settings = app::Settings {
+                sessions: crate::sessions::SessionSettings {
+                    idle: chrono::Duration::minutes(i64::from(*session_idle_minutes).max(1)),
+                    lifetime: chrono::Duration::hours(i64::from(*session_lifetime_hours).max(1)),
+                },
+                trusted_proxies: trusted_proxies.clone(),
+                max_mutations: (*max_mutations).max(1),
+                public_introspection: *public_introspection,
+                ..app::Settings::default()
+            };
+            let state = AppState::start_with(db, store, shutdown.clone(), settings).await?;
             if *demo {
                 let created = crate::demo::seed(&state).await?;
                 println!(
@@ -157,7 +223,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Store { command: StoreCommand::Create { name, owner_email, owner_password } } => {
             let (db, store) = open(&cli).await?;
-            match commands::stores::create_store(&store, "cli", name, owner_email, owner_password).await {
+            let accounts = eventstore::Accounts::new(&db);
+            match commands::stores::create_store(&store, &accounts, "cli", name, owner_email, owner_password).await {
                 Ok((store_id, _, _)) => {
                     projections::catch_up_all(&ReadDb::new(&db), &store).await?;
                     println!("{store_id}");
@@ -186,6 +253,54 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     println!("({} events before it verified)", report.events);
                     Ok(1)
                 }
+            }
+        }
+        Command::Staff { command: StaffCommand::ResetPassword { email, store: store_filter } } => {
+            let (db, store) = open(&cli).await?;
+            let read = ReadDb::new(&db);
+            projections::catch_up_all(&read, &store).await?;
+            let members: Vec<_> = read
+                .staff_by_email(email)
+                .await?
+                .into_iter()
+                .filter(|m| store_filter.is_none_or(|s| s == m.store_id))
+                .collect();
+            let member = match members.as_slice() {
+                [] => {
+                    eprintln!(
+                        "error: no staff member with that email{}",
+                        if store_filter.is_some() { " in that store" } else { "" }
+                    );
+                    return Ok(2);
+                }
+                [one] => one.clone(),
+                several => {
+                    eprintln!("error: that email is staff of several stores; choose one with --store:");
+                    for m in several {
+                        eprintln!("  {}", m.store_id);
+                    }
+                    return Ok(2);
+                }
+            };
+            let accounts = eventstore::Accounts::new(&db);
+            let ctx = commands::CommandContext::system(domain::StoreId::from_uuid(member.store_id), "cli");
+            let by = domain::store::RosterActor::System;
+            let user = domain::UserId::from_uuid(member.user_id);
+            match commands::staff::issue_password_reset(&store, &accounts, &ctx, by, user).await {
+                Ok((token, expires_at, _)) => {
+                    println!("{token}");
+                    eprintln!(
+                        "One-time reset token for staff member {} (valid until {expires_at}). The member sets a new \
+                         password with the resetPassword mutation.",
+                        member.user_id
+                    );
+                    Ok(0)
+                }
+                Err(commands::CommandError::Rejected(e)) => {
+                    eprintln!("error: {e}");
+                    Ok(2)
+                }
+                Err(e) => Err(e.into()),
             }
         }
         Command::Projections { command } => {

@@ -9,16 +9,22 @@ use domain::{CustomerId, ItemId, Money, StoreId};
 use eventstore::Actor;
 
 pub const DEMO_EMAIL: &str = "owner@demo.inventoryconnect.test";
-pub const DEMO_PASSWORD: &str = "demo-password-2026";
+pub const DEMO_PASSWORD: &str = "vintage-showroom-2026";
 
 /// Seeds the demo store unless it exists. Returns whether it was created now.
 pub async fn seed(state: &AppState) -> Result<bool> {
     if !state.read.staff_by_email(DEMO_EMAIL).await?.is_empty() {
         return Ok(false);
     }
-    let (store_id, owner, mut last) =
-        commands::stores::create_store(&state.store, "demo-seed", "Demo Watches & Bags", DEMO_EMAIL, DEMO_PASSWORD)
-            .await?;
+    let (store_id, owner, mut last) = commands::stores::create_store(
+        &state.store,
+        &state.accounts,
+        "demo-seed",
+        "Demo Watches & Bags",
+        DEMO_EMAIL,
+        DEMO_PASSWORD,
+    )
+    .await?;
     let ctx = CommandContext {
         actor: Actor { kind: "user".into(), id: Some(owner.as_uuid()), role: Some("OWNER".into()) },
         ..CommandContext::system(store_id, "demo-seed")

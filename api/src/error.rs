@@ -15,8 +15,11 @@ pub enum ApiError {
     Unauthenticated,
     /// Login with a wrong email or password. Client: ask again; says nothing about which.
     InvalidCredentials,
-    /// Too many failed logins for this email from this address. Client: wait and retry.
-    RateLimited,
+    /// Too many failed logins (for this account, from this address, or both), or too many
+    /// logins being checked at once. Client: wait `retryAfterSeconds`, then retry.
+    RateLimited {
+        retry_after_seconds: u64,
+    },
     /// Valid token, role not allowed. Client: do not retry.
     Forbidden,
     NotFound,
@@ -35,7 +38,7 @@ impl ApiError {
         match self {
             Self::Unauthenticated | Self::InvalidCredentials => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
-            Self::RateLimited => "RATE_LIMITED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::Conflict => "CONFLICT",
@@ -50,7 +53,9 @@ impl ApiError {
             Self::Unauthenticated => "authentication required".into(),
             Self::InvalidCredentials => "invalid email or password".into(),
             Self::Forbidden => "not allowed for your role".into(),
-            Self::RateLimited => "too many failed attempts; try again later".into(),
+            Self::RateLimited { retry_after_seconds } => {
+                format!("too many attempts; try again in {retry_after_seconds} seconds")
+            }
             Self::NotFound => "not found".into(),
             Self::BadUserInput(m) => m.clone(),
             Self::Conflict => "the record was modified concurrently; retry".into(),
@@ -76,7 +81,16 @@ impl ApiError {
 impl From<ApiError> for async_graphql::Error {
     fn from(e: ApiError) -> Self {
         let code = e.code();
-        async_graphql::Error::new(e.message()).extend_with(|_, ext| ext.set("code", code))
+        let retry = match e {
+            ApiError::RateLimited { retry_after_seconds } => Some(retry_after_seconds),
+            _ => None,
+        };
+        async_graphql::Error::new(e.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(r) = retry {
+                ext.set("retryAfterSeconds", r);
+            }
+        })
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod graphql;
+pub mod sessions;
 pub mod throttle;
 
 /// The schema in SDL, for the golden file `api/schema.graphql`.

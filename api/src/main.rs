@@ -13,9 +13,19 @@ async fn main() {
     let cli = api::cli::Cli::parse();
     match api::cli::run(cli).await {
         Ok(code) => std::process::exit(code),
+        // Exit codes: 0 ok, 1 a check failed (the command says so itself), 2 could not run
+        // (usage, connection, configuration, wrong master key). The whole cause chain is
+        // printed; no error in it carries personal data.
         Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
+            let mut message = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                message.push_str(": ");
+                message.push_str(&s.to_string());
+                source = s.source();
+            }
+            eprintln!("error: {message}");
+            std::process::exit(2);
         }
     }
 }

@@ -1,69 +1,85 @@
-//! Failed-login throttling: after `MAX_FAILURES` failed logins for one (email, client address)
-//! within `WINDOW`, further attempts for that pair are refused until the window passes. Keyed by
-//! the pair so an attacker elsewhere cannot lock the real user out; the email is kept only as a
-//! hash. Per process: behind several servers each counts on its own.
+//! Login throttling that survives restarts and is shared by every server (the counters live in
+//! the account store). Three buckets, each over a sliding 15-minute window:
+//! - one account from one client address: 5 failures (a user mistyping is not locked out
+//!   elsewhere);
+//! - one account from anywhere: 10 failures (one account guessed from many addresses);
+//! - one client address against any accounts: 20 failures (password spraying).
+//!
+//! A refused attempt is told when to retry. Buckets are SHA-256 hashes of the lower-cased email
+//! and the address, so no email or address is stored in clear. A global cap on concurrent
+//! password hashes keeps a flood of logins from exhausting memory (argon2 takes 19 MiB each) or
+//! the blocking thread pool.
 
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use chrono::{DateTime, Duration, Utc};
+use eventstore::accounts::bucket;
+use eventstore::{Accounts, StoreError};
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub const MAX_FAILURES: u32 = 5;
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const WINDOW_MINUTES: i64 = 15;
+pub const PAIR_LIMIT: u64 = 5;
+pub const ACCOUNT_LIMIT: u64 = 10;
+pub const ADDRESS_LIMIT: u64 = 20;
 
-#[derive(Default)]
+#[derive(Clone)]
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<[u8; 32], (u32, Instant)>>,
+    accounts: Accounts,
+    hashing: Arc<Semaphore>,
 }
 
-fn key(email: &str, ip: Option<IpAddr>) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(email.trim().to_lowercase().as_bytes());
-    h.update(b"\0");
-    h.update(ip.map(|ip| ip.to_string()).unwrap_or_default().as_bytes());
-    h.finalize().into()
+fn buckets(email: &str, ip: Option<IpAddr>) -> [([u8; 32], u64); 3] {
+    let email = email.trim().to_lowercase();
+    let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+    [
+        (bucket("pair", &format!("{email}\0{ip}")), PAIR_LIMIT),
+        (bucket("account", &email), ACCOUNT_LIMIT),
+        (bucket("address", &ip), ADDRESS_LIMIT),
+    ]
 }
 
 impl LoginThrottle {
-    /// Whether this pair may try now.
-    pub fn allowed(&self, email: &str, ip: Option<IpAddr>) -> bool {
-        let failures = self.failures.lock().expect("throttle lock");
-        match failures.get(&key(email, ip)) {
-            Some((count, since)) => *count < MAX_FAILURES || since.elapsed() >= WINDOW,
-            None => true,
+    /// `concurrent_hashes`: how many password hashes may run at once.
+    pub fn new(accounts: Accounts, concurrent_hashes: usize) -> Self {
+        Self { accounts, hashing: Arc::new(Semaphore::new(concurrent_hashes.max(1))) }
+    }
+
+    fn window() -> Duration {
+        Duration::minutes(WINDOW_MINUTES)
+    }
+
+    /// `Err(seconds)` when any bucket is full: how long until its oldest failure leaves the window.
+    pub async fn check(
+        &self,
+        email: &str,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let since = now - Self::window();
+        let mut wait = 0i64;
+        for (b, limit) in buckets(email, ip) {
+            let (n, oldest) = self.accounts.failures(&b, since).await?;
+            if n >= limit {
+                let free_at = oldest.unwrap_or(now) + Self::window();
+                wait = wait.max((free_at - now).num_seconds() + 1);
+            }
         }
+        Ok(if wait > 0 { Err(wait as u64) } else { Ok(()) })
     }
 
-    pub fn failed(&self, email: &str, ip: Option<IpAddr>) {
-        let mut failures = self.failures.lock().expect("throttle lock");
-        // Forget expired windows so the map stays small.
-        failures.retain(|_, (_, since)| since.elapsed() < WINDOW);
-        let entry = failures.entry(key(email, ip)).or_insert((0, Instant::now()));
-        entry.0 += 1;
+    pub async fn failed(&self, email: &str, ip: Option<IpAddr>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let all: Vec<[u8; 32]> = buckets(email, ip).iter().map(|(b, _)| *b).collect();
+        self.accounts.record_failure(&all, now, Self::window()).await
     }
 
-    pub fn succeeded(&self, email: &str, ip: Option<IpAddr>) {
-        self.failures.lock().expect("throttle lock").remove(&key(email, ip));
+    /// A success clears only this account-and-address pair: otherwise an attacker holding one
+    /// valid account could wipe the address or account counters between guesses.
+    pub async fn succeeded(&self, email: &str, ip: Option<IpAddr>) -> Result<(), StoreError> {
+        self.accounts.clear_failures(&buckets(email, ip)[0].0).await
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn five_failures_block_that_email_from_that_address_only() {
-        let t = LoginThrottle::default();
-        let ip = Some("192.0.2.1".parse().unwrap());
-        for _ in 0..MAX_FAILURES {
-            assert!(t.allowed("a@b.com", ip));
-            t.failed("A@B.com ", ip);
-        }
-        assert!(!t.allowed("a@b.com", ip), "blocked, whatever the case of the email");
-        assert!(t.allowed("a@b.com", Some("192.0.2.2".parse().unwrap())), "another address is not");
-        assert!(t.allowed("c@d.com", ip), "another email is not");
-        t.succeeded("a@b.com", ip);
-        assert!(t.allowed("a@b.com", ip));
+    /// A permit to hash a password, waiting at most `wait`; `None` when the server is saturated.
+    pub async fn hashing_permit(&self, wait: std::time::Duration) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(wait, self.hashing.clone().acquire_owned()).await.ok()?.ok()
     }
 }

@@ -11,6 +11,7 @@ pub mod customers;
 pub mod idempotency;
 pub mod password;
 pub mod sales;
+pub mod staff;
 pub mod stores;
 
 use domain::aggregate::{decode, encode, Aggregate};

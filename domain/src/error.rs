@@ -32,6 +32,16 @@ pub enum DomainError {
     /// The data subject was erased; their personal data can no longer be changed.
     #[error("{kind} has been erased")]
     Erased { kind: &'static str },
+    /// The acting staff member may not do this to this target (a manager promoting to owner,
+    /// anyone raising their own role). Caller: user error; do not retry.
+    #[error("not allowed: {reason}")]
+    NotAllowed { reason: &'static str },
+    /// The change would leave the store without an active owner.
+    #[error("a store must keep at least one active owner")]
+    LastOwner,
+    /// An invitation or token passed its expiry.
+    #[error("{kind} has expired")]
+    Expired { kind: &'static str },
 }
 
 impl DomainError {
@@ -50,6 +60,9 @@ impl DomainError {
             Self::Erased { .. } => "ERASED",
             Self::ReservedForAnother { .. } => "RESERVED_FOR_ANOTHER_CUSTOMER",
             Self::Amount { .. } => "AMOUNT_NOT_ALLOWED",
+            Self::NotAllowed { .. } => "FORBIDDEN",
+            Self::LastOwner => "LAST_OWNER",
+            Self::Expired { .. } => "EXPIRED",
         }
     }
 

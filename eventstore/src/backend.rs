@@ -67,10 +67,6 @@ pub trait Backend: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Vec<KeyRecord>>;
 
-    /// Credential of a staff member: (store id, password hash).
-    async fn credential(&self, user_id: Uuid) -> Result<Option<(Uuid, String)>>;
-    async fn put_credential(&self, user_id: Uuid, store_id: Uuid, password_hash: &str) -> Result<()>;
-
     /// Whether every migration this build knows has been applied.
     async fn migrations_applied(&self) -> Result<bool>;
 }

@@ -34,6 +34,10 @@ pub enum StoreError {
     /// The database failed. Caller: internal error; log it, never show its text to clients.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The master key is not the one this database was initialised with. Caller: refuse to run
+    /// (exit 2) before writing anything; the operator must supply the right key.
+    #[error("the master key does not match the one this database was initialised with; set IC_MASTER_KEY to that key (nothing was written)")]
+    WrongMasterKey,
     /// Configuration problem (bad URL, bad master key). Caller: fail at startup.
     #[error("configuration: {0}")]
     Config(String),

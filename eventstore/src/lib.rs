@@ -8,10 +8,12 @@
 //! un-upcast payload.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod backend;
 pub mod chain;
 pub mod crypto;
 pub mod error;
+pub mod keycheck;
 mod migrate;
 pub mod postgres;
 pub mod sqlite;
@@ -19,8 +21,10 @@ pub mod testing;
 pub mod types;
 pub mod upcast;
 
+pub use accounts::Accounts;
 pub use crypto::{KeyRecord, MasterKey};
 pub use error::{Result, StoreError};
+pub use keycheck::KeyCheck;
 pub use types::{Actor, AppendResult, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent, StoredEvent};
 pub use upcast::{Upcaster, Upcasters};
 

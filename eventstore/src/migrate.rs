@@ -24,6 +24,8 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     3 => "0003_item_lifecycle.sql",
     4 => "0004_customer_profile.sql",
     5 => "0005_sale_salesperson.sql",
+    6 => "0006_accounts.sql",
+    7 => "0007_staff_directory.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -32,6 +34,8 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     3 => "0003_item_lifecycle.sql",
     4 => "0004_customer_profile.sql",
     5 => "0005_sale_salesperson.sql",
+    6 => "0006_accounts.sql",
+    7 => "0007_staff_directory.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -356,26 +356,6 @@ impl Backend for PostgresBackend {
         rows.iter().map(row_to_key).collect()
     }
 
-    async fn credential(&self, user_id: Uuid) -> Result<Option<(Uuid, String)>> {
-        Ok(sqlx::query_as("SELECT store_id, password_hash FROM credentials WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn put_credential(&self, user_id: Uuid, store_id: Uuid, password_hash: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO credentials (user_id, store_id, password_hash, updated_at) VALUES ($1, $2, $3, now())
-             ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
-        )
-        .bind(user_id)
-        .bind(store_id)
-        .bind(password_hash)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     async fn migrations_applied(&self) -> Result<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&self.pool).await?;
         Ok(n as usize == migrate::POSTGRES.len())

@@ -223,27 +223,6 @@ impl Backend for SqliteBackend {
         Ok(out)
     }
 
-    async fn credential(&self, user_id: Uuid) -> Result<Option<(Uuid, String)>> {
-        Ok(sqlx::query_as("SELECT store_id, password_hash FROM credentials WHERE user_id = ?1")
-            .bind(user_id)
-            .fetch_optional(&self.reader)
-            .await?)
-    }
-
-    async fn put_credential(&self, user_id: Uuid, store_id: Uuid, password_hash: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO credentials (user_id, store_id, password_hash, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
-        )
-        .bind(user_id)
-        .bind(store_id)
-        .bind(password_hash)
-        .bind(micros(Utc::now()))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
     async fn migrations_applied(&self) -> Result<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&self.reader).await?;
         Ok(n as usize == migrate::SQLITE.len())

@@ -9,6 +9,7 @@
 
 pub mod readmodels;
 pub mod rows;
+pub mod staff;
 pub mod views;
 
 use eventstore::{Database, EventStore, Position, StoreError};
@@ -154,8 +155,25 @@ impl ReadDb {
     pub async fn sales(&self, q: &ListQuery<SaleFilter, ()>) -> Result<Page<SaleRow>> {
         with_reader!(self, m, pool => m::sales(pool, q).await)
     }
+    /// Staff accounts with this email, in every store (login candidates).
     pub async fn staff_by_email(&self, email: &str) -> Result<Vec<StaffRow>> {
-        with_reader!(self, m, pool => m::staff_by_email(pool, email).await)
+        match self {
+            ReadDb::Sqlite { reader, .. } => staff::sqlite::by_email(reader, email).await,
+            ReadDb::Postgres(pool) => staff::postgres::by_email(pool, email).await,
+        }
+    }
+    pub async fn staff_member(&self, store_id: Uuid, user_id: Uuid) -> Result<Option<StaffRow>> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => staff::sqlite::member(reader, store_id, user_id).await,
+            ReadDb::Postgres(pool) => staff::postgres::member(pool, store_id, user_id).await,
+        }
+    }
+    /// A page of a store's staff: (rows, has next page, total).
+    pub async fn staff(&self, q: &staff::StaffQuery) -> Result<(Vec<StaffRow>, bool, i64)> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => staff::sqlite::list(reader, q).await,
+            ReadDb::Postgres(pool) => staff::postgres::list(pool, q).await,
+        }
     }
     pub async fn store_name(&self, store_id: Uuid) -> Result<Option<String>> {
         with_reader!(self, m, pool => m::store_name(pool, store_id).await)

@@ -160,8 +160,9 @@ macro_rules! read_models {
                 };
                 let at = micros(e.recorded_at);
                 match (kind, stream_kind(&e.stream_id)) {
-                    (Kind::Directory, "store") => match decode::<StoreEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
-                        StoreEvent::StoreOpened { store_id, name } => {
+                    (Kind::Directory, "store") => {
+                        let event = decode::<StoreEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
+                        if let StoreEvent::StoreOpened { store_id, name } = &event {
                             sqlx::query("INSERT INTO rm_stores (store_id, name, created_at) VALUES ($1, $2, $3)")
                                 .bind(store_id.as_uuid())
                                 .bind(name)
@@ -169,21 +170,12 @@ macro_rules! read_models {
                                 .execute(&mut **tx)
                                 .await?;
                         }
-                    },
-                    (Kind::Directory, "staff") => match decode::<StaffEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
-                        StaffEvent::StaffMemberAdded { user_id, store_id, email, role } => {
-                            sqlx::query(
-                                "INSERT INTO rm_staff (user_id, store_id, email_lookup, role, created_at) VALUES ($1, $2, $3, $4, $5)",
-                            )
-                            .bind(user_id.as_uuid())
-                            .bind(store_id.as_uuid())
-                            .bind(email.clear().map(|e| e.to_lowercase()))
-                            .bind(role.as_str())
-                            .bind(at)
-                            .execute(&mut **tx)
-                            .await?;
-                        }
-                    },
+                        crate::staff::$module::apply_store_event(tx, e, event).await?;
+                    }
+                    (Kind::Directory, "staff") => {
+                        let event = decode::<StaffEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
+                        crate::staff::$module::apply_staff_event(tx, e, event).await?;
+                    }
                     (Kind::Inventory, "item") => {
                         // Load, fold with the same view history queries use, write back.
                         let event = decode::<ItemEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
@@ -689,16 +681,6 @@ macro_rules! read_models {
                 .await
             }
 
-            pub async fn staff_by_email(pool: &Pool, email: &str) -> Result<Vec<StaffRow>> {
-                let rows = sqlx::query("SELECT user_id, store_id, role FROM rm_staff WHERE email_lookup = $1")
-                    .bind(email.trim().to_lowercase())
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok(StaffRow { user_id: r.try_get("user_id")?, store_id: r.try_get("store_id")?, role: r.try_get("role")? }))
-                    .collect()
-            }
-
             pub async fn store_name(pool: &Pool, store_id: Uuid) -> Result<Option<String>> {
                 Ok(sqlx::query_scalar("SELECT name FROM rm_stores WHERE store_id = $1").bind(store_id).fetch_optional(pool).await?)
             }
@@ -724,9 +706,10 @@ macro_rules! read_models {
                         }
                     }
                     Kind::Directory => {
-                        for r in sqlx::query("SELECT user_id, store_id, role FROM rm_staff ORDER BY user_id").fetch_all(pool).await? {
+                        for r in sqlx::query("SELECT user_id, store_id, role, email_lookup, name, active FROM rm_staff ORDER BY user_id").fetch_all(pool).await? {
                             let (u, s, role): (Uuid, Uuid, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-                            out.push(format!("{u} {s} {role}"));
+                            let (email, name, active): (Option<String>, Option<String>, bool) = (r.try_get(3)?, r.try_get(4)?, r.try_get(5)?);
+                            out.push(format!("{u} {s} {role} {email:?} {name:?} {active}"));
                         }
                     }
                 }

@@ -89,6 +89,12 @@ pub struct StaffRow {
     pub user_id: Uuid,
     pub store_id: Uuid,
     pub role: String,
+    /// Lower-cased; `None` once erased.
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub active: bool,
+    /// Microseconds since the Unix epoch.
+    pub created_at: i64,
 }
 
 /// A keyset cursor: the sort value of the last row seen and its id (the tie-breaker).

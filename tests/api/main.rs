@@ -66,8 +66,17 @@ impl TestApp {
         let store_id: StoreId = me["data"]["me"]["storeId"].as_str().unwrap().parse().unwrap();
         let email = format!("{}@demo.test", role.as_str().to_lowercase());
         let ctx = CommandContext::system(store_id, "test");
-        let (_, position) =
-            commands::stores::add_staff(&self.state.store, &ctx, &email, "staff-password-1", role).await.unwrap();
+        let (_, position) = commands::staff::add_staff(
+            &self.state.store,
+            &self.state.accounts,
+            &ctx,
+            &email,
+            None,
+            "staff-password-1",
+            role,
+        )
+        .await
+        .unwrap();
         self.state.projections.wait_for(position, std::time::Duration::from_secs(20)).await.unwrap();
         self.login(&email, "staff-password-1").await
     }
@@ -267,12 +276,18 @@ async fn a_store_never_sees_another_stores_data(app: TestApp) {
     let owner = app.owner().await;
     let r = app.gql(Some(&owner), ACQUIRE, acquire_input("100.00")).await;
     let id = r["data"]["acquireItem"]["item"]["id"].as_str().unwrap().to_owned();
-    let (_, _, position) =
-        commands::stores::create_store(&app.state.store, "test", "Other Shop", "other@shop.test", "other-password-1")
-            .await
-            .unwrap();
+    let (_, _, position) = commands::stores::create_store(
+        &app.state.store,
+        &app.state.accounts,
+        "test",
+        "Other Shop",
+        "other@shop.test",
+        "rival-counter-2026",
+    )
+    .await
+    .unwrap();
     app.state.projections.wait_for(position, std::time::Duration::from_secs(20)).await.unwrap();
-    let other = app.login("other@shop.test", "other-password-1").await;
+    let other = app.login("other@shop.test", "rival-counter-2026").await;
     let r = app.gql(Some(&other), "{ inventoryItems { totalCount } customers { totalCount } }", json!({})).await;
     assert_eq!(r["data"]["inventoryItems"]["totalCount"], 0, "{r}");
     assert_eq!(r["data"]["customers"]["totalCount"], 0, "{r}");

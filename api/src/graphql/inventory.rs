@@ -2,8 +2,7 @@
 //! detail edits. Selling and sale returns happen only through the sale mutations.
 
 use super::types::*;
-use super::{command_context, item_payload, require, run, Idem};
-use crate::auth::Permission;
+use super::{command_context, item_payload, run, viewer, Idem};
 use async_graphql::{Context, InputObject, Object, ID};
 use chrono::{DateTime, Utc};
 use domain::inventory::{InventoryItem as ItemAggregate, ItemCommand, UpdateItemDetails};
@@ -67,11 +66,10 @@ fn ids(item: &ID, customer: Option<&ID>) -> Result<(ItemId, Option<CustomerId>),
     Ok((item, customer))
 }
 
-/// Checks the role, runs one item command and answers with the item as it now is.
+/// Runs one item command and answers with the item as it now is.
 #[allow(clippy::too_many_arguments)]
 async fn act(
     ctx: &Context<'_>,
-    permission: Permission,
     mutation: &'static str,
     key: Option<String>,
     item: &ID,
@@ -79,7 +77,7 @@ async fn act(
     reason: Option<String>,
     command: impl FnOnce(Option<CustomerId>) -> ItemCommand,
 ) -> async_graphql::Result<InventoryItemPayload> {
-    let v = require(ctx, permission)?;
+    let v = viewer(ctx)?;
     let (item_id, customer) = match ids(item, customer) {
         Ok(ids) => ids,
         Err(e) => return Ok(InventoryItemPayload { errors: vec![e], ..Default::default() }),
@@ -110,7 +108,6 @@ impl ItemMutation {
         let until = input.until;
         act(
             ctx,
-            Permission::HoldItems,
             "reserveItem",
             input.idempotency_key.clone(),
             &input.item_id,
@@ -126,16 +123,9 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(
-            ctx,
-            Permission::HoldItems,
-            "releaseItemReservation",
-            input.idempotency_key.clone(),
-            &input.item_id,
-            None,
-            input.reason,
-            |_| ItemCommand::ReleaseReservation,
-        )
+        act(ctx, "releaseItemReservation", input.idempotency_key.clone(), &input.item_id, None, input.reason, |_| {
+            ItemCommand::ReleaseReservation
+        })
         .await
     }
 
@@ -148,7 +138,6 @@ impl ItemMutation {
         let due = input.due;
         act(
             ctx,
-            Permission::HoldItems,
             "sendItemOnMemo",
             input.idempotency_key.clone(),
             &input.item_id,
@@ -164,16 +153,9 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(
-            ctx,
-            Permission::HoldItems,
-            "returnItemFromMemo",
-            input.idempotency_key.clone(),
-            &input.item_id,
-            None,
-            input.reason,
-            |_| ItemCommand::ReturnFromMemo,
-        )
+        act(ctx, "returnItemFromMemo", input.idempotency_key.clone(), &input.item_id, None, input.reason, |_| {
+            ItemCommand::ReturnFromMemo
+        })
         .await
     }
 
@@ -183,16 +165,9 @@ impl ItemMutation {
         input: SendItemToServiceInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
         let (provider, reason) = (input.provider, input.reason);
-        act(
-            ctx,
-            Permission::ServiceItems,
-            "sendItemToService",
-            input.idempotency_key.clone(),
-            &input.item_id,
-            None,
-            reason.clone(),
-            |_| ItemCommand::SendToService { provider, reason },
-        )
+        act(ctx, "sendItemToService", input.idempotency_key.clone(), &input.item_id, None, reason.clone(), |_| {
+            ItemCommand::SendToService { provider, reason }
+        })
         .await
     }
 
@@ -201,16 +176,9 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(
-            ctx,
-            Permission::ServiceItems,
-            "returnItemFromService",
-            input.idempotency_key.clone(),
-            &input.item_id,
-            None,
-            input.reason,
-            |_| ItemCommand::ReturnFromService,
-        )
+        act(ctx, "returnItemFromService", input.idempotency_key.clone(), &input.item_id, None, input.reason, |_| {
+            ItemCommand::ReturnFromService
+        })
         .await
     }
 
@@ -220,16 +188,9 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(
-            ctx,
-            Permission::ManageInventory,
-            "returnItemToConsignor",
-            input.idempotency_key.clone(),
-            &input.item_id,
-            None,
-            input.reason,
-            |_| ItemCommand::ReturnToConsignor,
-        )
+        act(ctx, "returnItemToConsignor", input.idempotency_key.clone(), &input.item_id, None, input.reason, |_| {
+            ItemCommand::ReturnToConsignor
+        })
         .await
     }
 
@@ -238,16 +199,9 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(
-            ctx,
-            Permission::ManageInventory,
-            "archiveItem",
-            input.idempotency_key.clone(),
-            &input.item_id,
-            None,
-            input.reason,
-            |_| ItemCommand::Archive,
-        )
+        act(ctx, "archiveItem", input.idempotency_key.clone(), &input.item_id, None, input.reason, |_| {
+            ItemCommand::Archive
+        })
         .await
     }
 
@@ -257,16 +211,9 @@ impl ItemMutation {
         ctx: &Context<'_>,
         input: ItemActionInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        act(
-            ctx,
-            Permission::ManageInventory,
-            "restockItem",
-            input.idempotency_key.clone(),
-            &input.item_id,
-            None,
-            input.reason,
-            |_| ItemCommand::Restock,
-        )
+        act(ctx, "restockItem", input.idempotency_key.clone(), &input.item_id, None, input.reason, |_| {
+            ItemCommand::Restock
+        })
         .await
     }
 
@@ -283,16 +230,9 @@ impl ItemMutation {
             watch: input.watch.as_ref().and_then(convert),
             handbag: input.handbag.as_ref().and_then(convert),
         };
-        act(
-            ctx,
-            Permission::ManageInventory,
-            "updateItemDetails",
-            input.idempotency_key.clone(),
-            &input.item_id,
-            None,
-            None,
-            |_| ItemCommand::UpdateDetails(cmd),
-        )
+        act(ctx, "updateItemDetails", input.idempotency_key.clone(), &input.item_id, None, None, |_| {
+            ItemCommand::UpdateDetails(cmd)
+        })
         .await
     }
 }

@@ -6,10 +6,12 @@ pub mod history;
 pub mod inventory;
 pub mod loaders;
 pub mod sales;
+pub mod sessions;
+pub mod staff;
 pub mod types;
 
 use crate::app::AppState;
-use crate::auth::{allows, Permission, Viewer};
+use crate::auth::{allows, AccessControl, Permission, Viewer};
 use crate::error::{ApiError, ApiResult};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, ID};
@@ -30,10 +32,17 @@ use uuid::Uuid;
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, sales::SaleQuery, consent::ConsentQuery);
+pub struct Query(CoreQuery, sales::SaleQuery, consent::ConsentQuery, sessions::SessionQuery, staff::StaffQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(CoreMutation, inventory::ItemMutation, sales::SaleMutation, consent::ConsentMutation);
+pub struct Mutation(
+    CoreMutation,
+    inventory::ItemMutation,
+    sales::SaleMutation,
+    consent::ConsentMutation,
+    sessions::SessionMutation,
+    staff::StaffMutation,
+);
 
 /// Per-request data: the caller (if the token was valid) and a request id.
 #[derive(Clone)]
@@ -42,13 +51,17 @@ pub struct RequestContext {
     pub request_id: Uuid,
     /// From the client's `X-Correlation-Id` header (a UUID), or the request id.
     pub correlation_id: Uuid,
-    /// The peer address (the proxy's, behind one).
+    /// The client's address (from `X-Forwarded-For` only behind a trusted proxy).
     pub client_ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
 }
 
 pub fn build_schema(state: Option<Arc<AppState>>) -> AppSchema {
-    let mut builder =
-        Schema::build(Query::default(), Mutation::default(), EmptySubscription).limit_depth(12).limit_complexity(2000);
+    let max_mutations = state.as_ref().map_or(10, |s| s.settings.max_mutations);
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(12)
+        .limit_complexity(2000)
+        .extension(AccessControl { max_mutations });
     if let Some(state) = state {
         builder = builder.data(state);
     }
@@ -63,7 +76,8 @@ pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
     ctx.data_opt::<RequestContext>().and_then(|r| r.viewer.as_ref()).ok_or(ApiError::Unauthenticated)
 }
 
-/// The caller, if their role has `permission`.
+/// The caller, if their role has `permission`. Root fields are checked by the access-control
+/// extension; this is for object fields that expose sensitive values.
 pub(crate) fn require<'a>(ctx: &Context<'a>, permission: Permission) -> ApiResult<&'a Viewer> {
     let v = viewer(ctx)?;
     if allows(v.role, permission) {
@@ -166,18 +180,6 @@ pub struct CoreQuery;
 
 #[Object]
 impl CoreQuery {
-    /// The logged-in staff member.
-    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerObject> {
-        let v = viewer(ctx)?;
-        let store_name = state(ctx).read.store_name(v.store_id).await.map_err(ApiError::from)?;
-        Ok(ViewerObject {
-            user_id: ID(v.user_id.to_string()),
-            store_id: ID(v.store_id.to_string()),
-            store_name,
-            role: v.role.into(),
-        })
-    }
-
     async fn inventory_items(
         &self,
         ctx: &Context<'_>,
@@ -187,7 +189,7 @@ impl CoreQuery {
         sort_by: Option<InventoryItemSort>,
         min_position: Option<String>,
     ) -> async_graphql::Result<InventoryItemConnection> {
-        let v = require(ctx, Permission::ReadInventory)?;
+        let v = viewer(ctx)?;
         reach(ctx, min_position.as_deref()).await?;
         let (sort, descending) = match sort_by {
             None => (ItemSortField::CreatedAt, false),
@@ -227,7 +229,7 @@ impl CoreQuery {
         as_of_version: Option<i64>,
         min_position: Option<String>,
     ) -> async_graphql::Result<Option<InventoryItem>> {
-        let v = require(ctx, Permission::ReadInventory)?;
+        let v = viewer(ctx)?;
         let id = parse_id(&id, "id")?;
         if let Some(at) = history_point(as_of, as_of_version)? {
             return Ok(history::item_as_of(&state(ctx).store, v.store_id, ItemId::from_uuid(id), at)
@@ -247,7 +249,7 @@ impl CoreQuery {
         sort_by: Option<CustomerSort>,
         min_position: Option<String>,
     ) -> async_graphql::Result<CustomerConnection> {
-        let v = require(ctx, Permission::ReadCustomers)?;
+        let v = viewer(ctx)?;
         reach(ctx, min_position.as_deref()).await?;
         let (sort, descending) = match sort_by {
             None => (CustomerSortField::CreatedAt, false),
@@ -282,7 +284,7 @@ impl CoreQuery {
         as_of_version: Option<i64>,
         min_position: Option<String>,
     ) -> async_graphql::Result<Option<Customer>> {
-        let v = require(ctx, Permission::ReadCustomers)?;
+        let v = viewer(ctx)?;
         let id = parse_id(&id, "id")?;
         if let Some(at) = history_point(as_of, as_of_version)? {
             return Ok(history::customer_as_of(&state(ctx).store, v.store_id, CustomerId::from_uuid(id), at)
@@ -349,59 +351,12 @@ pub(crate) async fn read_after<T>(
 
 #[Object]
 impl CoreMutation {
-    /// Exchanges email and password for a session token. Wrong credentials are an
-    /// `UNAUTHENTICATED` error; the answer does not reveal whether the email exists.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<LoginPayload> {
-        let s = state(ctx);
-        let ip = ctx.data_opt::<RequestContext>().and_then(|r| r.client_ip);
-        if !s.login_throttle.allowed(&input.email, ip) {
-            return Err(ApiError::RateLimited.into());
-        }
-        let candidates = s.read.staff_by_email(&input.email).await.map_err(ApiError::from)?;
-        let mut hashes = Vec::new();
-        for c in &candidates {
-            if let Some((_, hash)) =
-                s.store.backend().credential(c.user_id).await.map_err(|e| ApiError::internal("credential", &e))?
-            {
-                hashes.push((c.clone(), hash));
-            }
-        }
-        let password = input.password;
-        // argon2 is deliberately slow: keep it off the async workers.
-        let found = tokio::task::spawn_blocking(move || {
-            if hashes.is_empty() {
-                commands::password::verify(&password, commands::password::dummy_hash());
-                return None;
-            }
-            hashes.into_iter().find(|(_, h)| commands::password::verify(&password, h)).map(|(c, _)| c)
-        })
-        .await
-        .map_err(|e| ApiError::internal("login", &e))?;
-        let Some(staff) = found else {
-            s.login_throttle.failed(&input.email, ip);
-            return Err(ApiError::InvalidCredentials.into());
-        };
-        s.login_throttle.succeeded(&input.email, ip);
-        let role = domain::staff::Role::parse(&staff.role).ok_or(ApiError::Internal)?;
-        let store_name = s.read.store_name(staff.store_id).await.map_err(ApiError::from)?;
-        Ok(LoginPayload {
-            token: Some(s.tokens.issue(staff.user_id, staff.store_id, role)),
-            viewer: Some(ViewerObject {
-                user_id: ID(staff.user_id.to_string()),
-                store_id: ID(staff.store_id.to_string()),
-                store_name,
-                role: role.into(),
-            }),
-            errors: vec![],
-        })
-    }
-
     async fn acquire_item(
         &self,
         ctx: &Context<'_>,
         input: AcquireItemInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        let v = require(ctx, Permission::ManageInventory)?;
+        let v = viewer(ctx)?;
         let mut errors = Vec::new();
         let asking = input.asking_price.parse("askingPrice").map_err(|e| errors.push(UserError::from(&e))).ok();
         let cost = match &input.cost {
@@ -488,7 +443,7 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: ChangeItemPriceInput,
     ) -> async_graphql::Result<InventoryItemPayload> {
-        let v = require(ctx, Permission::ChangePrices)?;
+        let v = viewer(ctx)?;
         let Ok(item_id) = Uuid::parse_str(input.item_id.as_str()).map(ItemId::from_uuid) else {
             return Ok(InventoryItemPayload { errors: vec![UserError::invalid_id("itemId")], ..Default::default() });
         };
@@ -512,7 +467,7 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: CreateCustomerInput,
     ) -> async_graphql::Result<CustomerPayload> {
-        let v = require(ctx, Permission::ManageCustomers)?;
+        let v = viewer(ctx)?;
         let customer_id = CustomerId::new_v7();
         let key = input.idempotency_key.clone();
         let assigned_to = match staff_id(input.assigned_to_id.as_ref()) {
@@ -546,7 +501,7 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: UpdateCustomerInput,
     ) -> async_graphql::Result<CustomerPayload> {
-        let v = require(ctx, Permission::ManageCustomers)?;
+        let v = viewer(ctx)?;
         let Ok(customer_id) = Uuid::parse_str(input.customer_id.as_str()).map(CustomerId::from_uuid) else {
             return Ok(CustomerPayload { errors: vec![UserError::invalid_id("customerId")], ..Default::default() });
         };
@@ -583,7 +538,7 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: MergeCustomersInput,
     ) -> async_graphql::Result<CustomerPayload> {
-        let v = require(ctx, Permission::ManageCustomers)?;
+        let v = viewer(ctx)?;
         let parse = |id: &ID, field: &str| {
             Uuid::parse_str(id.as_str()).map(CustomerId::from_uuid).map_err(|_| UserError::invalid_id(field))
         };

@@ -318,16 +318,6 @@ impl Customer {
     }
 }
 
-/// The logged-in staff member.
-#[derive(SimpleObject, Debug, Clone)]
-#[graphql(name = "Viewer")]
-pub struct ViewerObject {
-    pub user_id: ID,
-    pub store_id: ID,
-    pub store_name: Option<String>,
-    pub role: Role,
-}
-
 #[derive(SimpleObject, Debug, Clone, Default)]
 pub struct ConnectionFields {
     pub total_count: i64,
@@ -385,19 +375,6 @@ pub struct CustomerWhere {
     pub email: Option<String>,
     /// Substring of the name, case-insensitive.
     pub name_contains: Option<String>,
-}
-
-#[derive(InputObject, Debug, Clone)]
-pub struct LoginInput {
-    pub email: String,
-    pub password: String,
-}
-
-#[derive(SimpleObject, Debug, Clone, Default)]
-pub struct LoginPayload {
-    pub token: Option<String>,
-    pub viewer: Option<ViewerObject>,
-    pub errors: Vec<UserError>,
 }
 
 #[derive(InputObject, Debug, Clone)]
