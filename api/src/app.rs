@@ -80,6 +80,8 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         settings: Settings,
     ) -> anyhow_free::Result<Arc<Self>> {
+        // Never serve (or project) under a master key the database was not initialised with.
+        db.check_master_key(store.master_key()).await?;
         let read = ReadDb::new(&db);
         let projections = Projections::start(&read, &store, shutdown).await?;
         let accounts = Accounts::new(&db);
@@ -203,9 +205,6 @@ async fn graphql(
         .and_then(|h| Uuid::parse_str(h.trim()).ok())
         .unwrap_or(request_id);
     let mut req = req;
-    if viewer.is_none() && !http.state.settings.public_introspection {
-        req = req.disable_introspection();
-    }
     if let Some(v) = &viewer {
         let (items, customers) = crate::graphql::loaders::for_request(&http.state.read, v.store_id);
         req = req.data(items).data(customers);

@@ -222,16 +222,22 @@ pub fn check(viewer: Option<&Viewer>, parent: &str, field: &str) -> Result<(), &
 /// the number of mutations one request may run.
 pub struct AccessControl {
     pub max_mutations: usize,
+    /// Serve `__schema` / `__type` to callers who are not signed in.
+    pub public_introspection: bool,
 }
 
 impl ExtensionFactory for AccessControl {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AccessControlExtension { max_mutations: self.max_mutations })
+        Arc::new(AccessControlExtension {
+            max_mutations: self.max_mutations,
+            public_introspection: self.public_introspection,
+        })
     }
 }
 
 struct AccessControlExtension {
     max_mutations: usize,
+    public_introspection: bool,
 }
 
 fn error(code: &'static str, message: &str) -> ServerError {
@@ -295,9 +301,14 @@ impl Extension for AccessControlExtension {
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
         let root = info.path_node.parent.is_none() && matches!(info.parent_type, "Query" | "Mutation");
+        let viewer = || ctx.data_opt::<crate::graphql::RequestContext>().and_then(|r| r.viewer.as_ref());
+        if root && matches!(info.name, "__schema" | "__type") && !self.public_introspection && viewer().is_none() {
+            let mut e = error("UNAUTHENTICATED", "introspection is available to signed-in staff");
+            e.path = vec![async_graphql::PathSegment::Field(info.alias.unwrap_or(info.name).to_owned())];
+            return Err(e);
+        }
         if root && !info.is_for_introspection && !info.name.starts_with("__") {
-            let viewer = ctx.data_opt::<crate::graphql::RequestContext>().and_then(|r| r.viewer.as_ref());
-            if let Err(code) = check(viewer, info.parent_type, info.name) {
+            if let Err(code) = check(viewer(), info.parent_type, info.name) {
                 let message = match code {
                     "UNAUTHENTICATED" => "authentication required",
                     _ => "not allowed for your role",

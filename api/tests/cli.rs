@@ -5,15 +5,140 @@
 use eventstore::testing::TestDatabase;
 use std::process::{Command, Output};
 
+/// A fixed test key: the same one for every invocation, as in production.
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const OTHER_KEY: &str = "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=";
+
 fn cli(tdb: &TestDatabase, data_dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
-        .args(["--database-url", &tdb.url, "--data-dir", data_dir.to_str().unwrap()])
-        .args(args)
-        // A fixed test key: the same one for every invocation, as in production.
-        .env("IC_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the binary runs")
+    cli_with_key(tdb, data_dir, Some(KEY), args)
+}
+
+fn cli_with_key(tdb: &TestDatabase, data_dir: &std::path::Path, key: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inventory-connect"));
+    cmd.args(["--database-url", &tdb.url, "--data-dir", data_dir.to_str().unwrap()]).args(args).env("RUST_LOG", "warn");
+    match key {
+        Some(k) => cmd.env("IC_MASTER_KEY", k),
+        None => cmd.env_remove("IC_MASTER_KEY"),
+    };
+    cmd.output().expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ic-cli-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Counts rows of the log and the key store, to prove a refused command wrote nothing.
+async fn rows(tdb: &TestDatabase) -> (i64, i64, i64) {
+    let db = eventstore::Database::connect(&tdb.url).await.unwrap();
+    let count = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            match &db {
+                eventstore::Database::Sqlite(b) => {
+                    sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(b.reader()).await
+                }
+                eventstore::Database::Postgres(b) => {
+                    sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(b.pool()).await
+                }
+            }
+            .unwrap()
+        }
+    };
+    (count("events").await, count("data_keys").await, count("credentials").await)
+}
+
+async fn a_different_master_key_is_refused_before_anything_is_written(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    let created = cli(
+        tdb,
+        &dir,
+        &[
+            "store",
+            "create",
+            "--name",
+            "Key Shop",
+            "--owner-email",
+            "key@shop.test",
+            "--owner-password",
+            "cli-password-1",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let before = rows(tdb).await;
+    for args in [
+        &["verify"][..],
+        &["projections", "status"],
+        &[
+            "store",
+            "create",
+            "--name",
+            "Second",
+            "--owner-email",
+            "two@shop.test",
+            "--owner-password",
+            "cli-password-2",
+        ],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = cli_with_key(tdb, &dir, Some(OTHER_KEY), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} must refuse: {}", stderr(&out));
+        assert!(stderr(&out).contains("master key does not match"), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(rows(tdb).await, before, "nothing was written under the wrong key");
+    // Without any key, an initialised database is refused and no key file is generated.
+    let out = cli_with_key(tdb, &dir, None, &["verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("IC_MASTER_KEY"), "{}", stderr(&out));
+    assert!(!dir.join("master.key").exists(), "no key file is invented for an initialised database");
+    // The right key still works.
+    assert!(cli(tdb, &dir, &["verify"]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn a_locked_out_owner_gets_a_reset_token_from_the_cli(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    let created = cli(
+        tdb,
+        &dir,
+        &[
+            "store",
+            "create",
+            "--name",
+            "Reset Shop",
+            "--owner-email",
+            "boss@shop.test",
+            "--owner-password",
+            "cli-password-1",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let out = cli(tdb, &dir, &["staff", "reset-password", "--email", "nobody@shop.test"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown email is a clear error");
+    let out = cli(tdb, &dir, &["staff", "reset-password", "--email", "boss@shop.test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    assert!(token.starts_with("icr_"), "prints only the token: {token:?}");
+    // The token sets a new password, once.
+    let db = eventstore::Database::connect(&tdb.url).await.unwrap();
+    let key = eventstore::MasterKey::from_base64(KEY).unwrap();
+    let store = eventstore::EventStore::new(&db, key, eventstore::Upcasters::default());
+    let accounts = eventstore::Accounts::new(&db);
+    commands::staff::reset_password(&store, &accounts, &token, "Fresh-Start-Harbor-2027", "test").await.unwrap();
+    assert!(commands::staff::reset_password(&store, &accounts, &token, "Fresh-Start-Harbor-2028", "test")
+        .await
+        .is_err());
+    let (_, hash) = {
+        let read = projections::ReadDb::new(&db);
+        projections::catch_up_all(&read, &store).await.unwrap();
+        let member = read.staff_by_email("boss@shop.test").await.unwrap().remove(0);
+        accounts.credential(member.user_id).await.unwrap().unwrap()
+    };
+    assert!(commands::password::verify("Fresh-Start-Harbor-2027", &hash));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn stdout(o: &Output) -> String {
@@ -74,4 +199,8 @@ async fn the_operator_commands_work_on_the_same_database(tdb: &TestDatabase) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-eventstore::backend_contract!(the_operator_commands_work_on_the_same_database);
+eventstore::backend_contract!(
+    the_operator_commands_work_on_the_same_database,
+    a_different_master_key_is_refused_before_anything_is_written,
+    a_locked_out_owner_gets_a_reset_token_from_the_cli,
+);

@@ -32,7 +32,7 @@ CREATE INDEX sessions_user_idx ON sessions (user_id);
 
 -- Invitation and password-reset tokens: single use, expiring.
 CREATE TABLE one_time_tokens (
-    token_hash  UUID PRIMARY KEY,
+    token_hash  BYTEA PRIMARY KEY,
     purpose     TEXT NOT NULL CHECK (purpose IN ('invitation', 'password_reset')),
     store_id    UUID NOT NULL,
     user_id     UUID NOT NULL,

@@ -1,6 +1,12 @@
 //! API tests: the real HTTP server (the same `serve` the binary runs) on a random port, driven
 //! over real HTTP, against both backends. Each test has its own database.
 
+mod matrix;
+mod staff;
+
+use matrix::*;
+use staff::*;
+
 use api::app::AppState;
 use commands::CommandContext;
 use domain::staff::Role;
@@ -15,20 +21,36 @@ struct TestApp {
     url: String,
     client: reqwest::Client,
     state: Arc<AppState>,
+    key: MasterKey,
     _stop: watch::Sender<bool>,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 async fn spawn_app(tdb: TestDatabase) -> TestApp {
-    let db = Database::connect(&tdb.url).await.unwrap();
-    let store = EventStore::new(&db, MasterKey::generate(), Upcasters::default());
-    let (stop, shutdown) = watch::channel(false);
-    let state = AppState::start(db, store, shutdown.clone()).await.unwrap();
+    spawn_app_with(tdb, api::app::Settings::default()).await
+}
+
+async fn spawn_app_with(tdb: TestDatabase, settings: api::app::Settings) -> TestApp {
+    let key = MasterKey::generate();
+    let (url, state, stop) = serve_on(&tdb.url, &key, settings).await;
     api::demo::seed(&state).await.unwrap();
+    TestApp { url, client: reqwest::Client::new(), state, key, _stop: stop, db: tdb }
+}
+
+/// Another server on the same database (as after a restart, or a second replica).
+async fn serve_on(
+    url: &str,
+    key: &MasterKey,
+    settings: api::app::Settings,
+) -> (String, Arc<AppState>, watch::Sender<bool>) {
+    let db = Database::connect(url).await.unwrap();
+    let store = EventStore::new(&db, key.clone(), Upcasters::default());
+    let (stop, shutdown) = watch::channel(false);
+    let state = AppState::start_with(db, store, shutdown.clone(), settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(api::app::serve(listener, state.clone(), shutdown));
-    TestApp { url, client: reqwest::Client::new(), state, _stop: stop, _db: tdb }
+    (url, state, stop)
 }
 
 impl TestApp {
@@ -78,9 +100,16 @@ impl TestApp {
         .await
         .unwrap();
         self.state.projections.wait_for(position, std::time::Duration::from_secs(20)).await.unwrap();
-        self.login(&email, "staff-password-1").await
+        self.login(&email, STAFF_PASSWORD).await
+    }
+
+    async fn store_id(&self, token: &str) -> String {
+        let me = self.gql(Some(token), "{ me { storeId } }", json!({})).await;
+        me["data"]["me"]["storeId"].as_str().unwrap_or_else(|| panic!("{me}")).to_owned()
     }
 }
+
+const STAFF_PASSWORD: &str = "staff-password-1";
 
 fn code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {response}"))
@@ -876,6 +905,16 @@ api_tests!(
     personal_data_never_reaches_the_logs,
     events_record_who_why_and_the_correlation_the_client_sent,
     repeated_failed_logins_are_throttled,
+    // staff.rs
+    sales_auditor_and_compliance_are_invited_and_each_sees_what_their_role_allows,
+    managers_cannot_make_owners_nobody_raises_their_own_role_and_a_store_keeps_an_owner,
+    sessions_end_at_once_on_logout_revocation_role_change_deactivation_and_password_change,
+    a_password_reset_is_single_use_and_ends_every_session,
+    an_email_that_is_staff_of_two_stores_chooses_its_store,
+    login_throttles_cover_spraying_and_distributed_guessing_and_survive_a_restart,
+    hostile_requests_are_refused_with_clear_errors_and_write_nothing,
+    // matrix.rs
+    every_root_field_answers_every_role_as_the_permission_table_says,
 );
 
 #[test]

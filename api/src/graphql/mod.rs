@@ -57,11 +57,14 @@ pub struct RequestContext {
 }
 
 pub fn build_schema(state: Option<Arc<AppState>>) -> AppSchema {
-    let max_mutations = state.as_ref().map_or(10, |s| s.settings.max_mutations);
+    let defaults = crate::app::Settings::default();
+    let settings = state.as_ref().map_or(&defaults, |s| &s.settings);
+    let access =
+        AccessControl { max_mutations: settings.max_mutations, public_introspection: settings.public_introspection };
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(12)
         .limit_complexity(2000)
-        .extension(AccessControl { max_mutations });
+        .extension(access);
     if let Some(state) = state {
         builder = builder.data(state);
     }
