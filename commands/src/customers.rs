@@ -8,7 +8,7 @@ use eventstore::EventStore;
 
 /// Merges the duplicate `merged` into `survivor`, atomically on both streams. The duplicate
 /// then points to the survivor and takes no more changes; both histories stay replayable.
-#[tracing::instrument(skip_all, fields(merged = %merged, survivor = %survivor), err)]
+#[tracing::instrument(skip_all, fields(merged = %merged, survivor = %survivor), err(level = "info"))]
 pub async fn merge_customers(
     store: &EventStore,
     ctx: &CommandContext,

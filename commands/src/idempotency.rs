@@ -17,7 +17,14 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum IdempotencyEvent {
-    IdempotencyKeyUsed { mutation: String, entity_id: Uuid },
+    IdempotencyKeyUsed {
+        mutation: String,
+        entity_id: Uuid,
+        /// SHA-256 of the first request's canonical input (absent in claims made before it was
+        /// recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_hash: Option<String>,
+    },
 }
 
 impl DomainEvent for IdempotencyEvent {}
@@ -58,11 +65,16 @@ pub async fn previous(
     validate_key(key)?;
     let recorded = store.read_stream(&key_stream(ctx, key), 0).await?;
     let Some(claim) = recorded.first() else { return Ok(None) };
-    let IdempotencyEvent::IdempotencyKeyUsed { mutation: used_for, entity_id } =
+    let IdempotencyEvent::IdempotencyKeyUsed { mutation: used_for, entity_id, input_hash } =
         decode(&claim.event_type, &claim.payload)
             .map_err(|e| StoreError::Corrupt { position: claim.position, reason: e.to_string() })?;
     if used_for != mutation {
         return Err(DomainError::invalid("idempotencyKey", "was already used for a different operation").into());
+    }
+    if let (Some(first), Some(now)) = (&input_hash, &ctx.input_hash) {
+        if first != now {
+            return Err(DomainError::IdempotencyKeyReused.into());
+        }
     }
     // The claim is staged last, so its position is the highest of the first request's
     // transaction: the same position that request returned.
@@ -73,7 +85,11 @@ impl MultiDecision<'_> {
     /// Stages the claim of `key` for `mutation` on `entity_id`, atomically with the rest. Call it
     /// last: the claim's position then equals the position the whole append returns.
     pub fn claim(&mut self, key: &str, mutation: &str, entity_id: Uuid) {
-        let event = IdempotencyEvent::IdempotencyKeyUsed { mutation: mutation.to_owned(), entity_id };
+        let event = IdempotencyEvent::IdempotencyKeyUsed {
+            mutation: mutation.to_owned(),
+            entity_id,
+            input_hash: self.ctx.input_hash.clone(),
+        };
         self.stage(key_stream(self.ctx, key), ExpectedVersion::NoStream, &[event]);
     }
 }

@@ -10,6 +10,7 @@
 pub mod customers;
 pub mod idempotency;
 pub mod password;
+pub mod references;
 pub mod sales;
 pub mod staff;
 pub mod stores;
@@ -36,6 +37,9 @@ pub struct CommandContext {
     pub request_id: Option<Uuid>,
     pub source: String,
     pub reason: Option<String>,
+    /// A fingerprint of the request's canonical input (without its idempotency key): a key
+    /// reused with different input is refused instead of replaying the first result.
+    pub input_hash: Option<String>,
 }
 
 impl CommandContext {
@@ -48,6 +52,7 @@ impl CommandContext {
             request_id: None,
             source: source.into(),
             reason: None,
+            input_hash: None,
         }
     }
 
@@ -114,7 +119,7 @@ pub async fn execute<A: Aggregate>(
 
 /// [`execute`] at most once per idempotency `key` (scoped to `mutation`): a retry returns the
 /// first request's `entity_id` and position and writes nothing.
-#[tracing::instrument(skip_all, fields(stream_id = %stream_id, store_id = %ctx.store_id, kind = A::KIND), err)]
+#[tracing::instrument(skip_all, fields(stream_id = %stream_id, store_id = %ctx.store_id, kind = A::KIND), err(level = "info"))]
 pub async fn execute_once<A: Aggregate>(
     store: &EventStore,
     ctx: &CommandContext,

@@ -14,19 +14,33 @@ use domain::sale::{CreateSale, InvoiceBook, InvoiceCommand, Sale, SaleCommand, S
 use domain::{Aggregate, DomainError, SaleId};
 use eventstore::EventStore;
 
-/// Drafts a sale after checking its customer exists in this store.
+/// Drafts a sale after checking that its customer and items exist in this store, and that no
+/// line is below its item's floor price unless the seller may approve discounts
+/// (`approve_discounts`; checked again at confirmation, where it decides).
 pub async fn create_sale(
     store: &EventStore,
     ctx: &CommandContext,
     cmd: CreateSale,
+    approve_discounts: bool,
     key: Option<&str>,
 ) -> Result<Once, CommandError> {
     let cmd = &cmd;
     once(store, ctx, key, "createSale", cmd.sale_id.as_uuid(), |mut d| async move {
+        for line in &cmd.lines {
+            crate::references::item(store, ctx, line.item_id, "lines.itemId").await?;
+            let (item, _) = crate::load::<InventoryItem>(store, ctx.store_id, &line.item_id.stream_id()).await?;
+            let floor = item.state.and_then(|i| i.floor_price);
+            if let Some(floor) = floor {
+                if floor.currency == line.price.currency && line.net().minor < floor.minor && !approve_discounts {
+                    return Err(DomainError::BelowFloorPrice { kind: InventoryItem::KIND }.into());
+                }
+            }
+        }
         if let Some(customer) = cmd.customer_id {
+            crate::references::customer(store, ctx, customer, "customerId").await?;
             let (c, _) = crate::load::<Customer>(store, ctx.store_id, &customer.stream_id()).await?;
             match &c.state {
-                None => return Err(DomainError::invalid("customerId", "no such customer").into()),
+                None => return Err(DomainError::UnknownReference { field: "customerId", kind: Customer::KIND }.into()),
                 Some(s) if s.merged_into.is_some() => {
                     return Err(DomainError::invalid(
                         "customerId",
@@ -48,12 +62,14 @@ fn open_sale(sale: &Sale) -> Result<&SaleState, CommandError> {
 }
 
 /// Confirms a draft: items become SOLD, trade-ins become inventory, the next invoice number is
-/// taken — all in one atomic append.
-#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err)]
+/// taken — all in one atomic append. A line below its item's floor price needs
+/// `approve_discounts` (the confirming staff member's APPROVE_DISCOUNTS).
+#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err(level = "info"))]
 pub async fn confirm_sale(
     store: &EventStore,
     ctx: &CommandContext,
     sale_id: SaleId,
+    approve_discounts: bool,
     key: Option<&str>,
 ) -> Result<Once, CommandError> {
     once(store, ctx, key, "confirmSale", sale_id.as_uuid(), |mut d| async move {
@@ -66,12 +82,16 @@ pub async fn confirm_sale(
         }
         let book: InvoiceBook = d.decide(&invoice_stream(ctx.store_id), &[InvoiceCommand::Assign { sale_id }]).await?;
         d.decide::<Sale>(&sale_id.stream_id(), &[SaleCommand::Confirm { invoice_number: book.last }]).await?;
+        let now = chrono::Utc::now();
         for line in &draft.lines {
-            d.decide::<InventoryItem>(
-                &line.item_id.stream_id(),
-                &[ItemCommand::MarkSold { sale_id, customer_id: draft.customer_id }],
-            )
-            .await?;
+            let sell = ItemCommand::MarkSold {
+                sale_id,
+                customer_id: draft.customer_id,
+                price: line.net(),
+                below_floor_approved: approve_discounts,
+                now,
+            };
+            d.decide::<InventoryItem>(&line.item_id.stream_id(), &[sell]).await?;
         }
         for t in &draft.trade_ins {
             let acquire = ItemCommand::Acquire(AcquireItem {
@@ -106,7 +126,7 @@ pub async fn confirm_sale(
 
 /// Cancels a sale. If it was confirmed, its invoice is voided (the number is never reused) and
 /// its items go back to stock, atomically.
-#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err)]
+#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err(level = "info"))]
 pub async fn cancel_sale(
     store: &EventStore,
     ctx: &CommandContext,
@@ -140,7 +160,7 @@ pub async fn cancel_sale(
 
 /// Takes a sale back: the sale is RETURNED (refund due) and its items RETURNED, to be inspected
 /// and restocked.
-#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err)]
+#[tracing::instrument(skip_all, fields(sale_id = %sale_id), err(level = "info"))]
 pub async fn return_sale(
     store: &EventStore,
     ctx: &CommandContext,

@@ -63,7 +63,7 @@ async fn draft(store: &EventStore, ctx: &CommandContext, item: ItemId) -> SaleId
         buyer_name: None,
         buyer_address: None,
     };
-    create_sale(store, ctx, cmd, None).await.unwrap();
+    create_sale(store, ctx, cmd, false, None).await.unwrap();
     sale_id
 }
 
@@ -82,7 +82,7 @@ async fn one_item_is_never_sold_twice_under_concurrent_confirmations(tdb: &TestD
         .iter()
         .map(|sale| {
             let (store, ctx, sale) = (store.clone(), ctx.clone(), *sale);
-            tokio::spawn(async move { confirm_sale(&store, &ctx, sale, None).await.map(|_| sale) })
+            tokio::spawn(async move { confirm_sale(&store, &ctx, sale, false, None).await.map(|_| sale) })
         })
         .collect();
     let mut confirmed = 0;
@@ -116,7 +116,7 @@ async fn invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them(tdb:
         .map(|(sale, _)| {
             let (store, ctx, sale) = (store.clone(), ctx.clone(), *sale);
             tokio::spawn(async move {
-                confirm_sale(&store, &ctx, sale, None).await.unwrap();
+                confirm_sale(&store, &ctx, sale, false, None).await.unwrap();
                 sale_state(&store, &ctx, sale).await.invoice_number.unwrap()
             })
         })
@@ -134,7 +134,7 @@ async fn invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them(tdb:
     let (item_state, _) = commands::load::<InventoryItem>(&store, ctx.store_id, &item.stream_id()).await.unwrap();
     assert_eq!(item_state.state.unwrap().status, ItemStatus::InStock);
     let next = draft(&store, &ctx, item).await;
-    confirm_sale(&store, &ctx, next, None).await.unwrap();
+    confirm_sale(&store, &ctx, next, false, None).await.unwrap();
     assert_eq!(sale_state(&store, &ctx, next).await.invoice_number, Some(11));
     let book = store.read_stream(&domain::ids::invoice_stream(ctx.store_id), 0).await.unwrap();
     let voided: Vec<u64> = book
@@ -168,12 +168,12 @@ async fn a_sale_of_a_reserved_item_for_someone_else_is_rejected_and_writes_nothi
         &store,
         &ctx,
         &item.stream_id(),
-        &ItemCommand::Reserve { customer_id: someone, until: None },
+        &ItemCommand::Reserve { customer_id: someone, until: None, now: chrono::Utc::now() },
     )
     .await
     .unwrap();
     let sale = draft(&store, &ctx, item).await;
-    let err = confirm_sale(&store, &ctx, sale, None).await.unwrap_err();
+    let err = confirm_sale(&store, &ctx, sale, false, None).await.unwrap_err();
     assert!(matches!(err, CommandError::Rejected(DomainError::ReservedForAnother { .. })), "{err:?}");
     assert!(store.read_stream(&domain::ids::invoice_stream(ctx.store_id), 0).await.unwrap().is_empty());
     assert_eq!(store.read_stream(&sale.stream_id(), 0).await.unwrap().len(), 1, "still a draft");
@@ -183,16 +183,16 @@ async fn a_retried_request_with_the_same_idempotency_key_writes_nothing_new(tdb:
     let (store, ctx) = setup(tdb).await;
     let item = acquire(&store, &ctx).await;
     let sale = draft(&store, &ctx, item).await;
-    let first = confirm_sale(&store, &ctx, sale, Some("confirm-1")).await.unwrap();
+    let first = confirm_sale(&store, &ctx, sale, false, Some("confirm-1")).await.unwrap();
     assert!(!first.replayed);
     let log_len = |store: EventStore| async move { store.count_after(eventstore::Position::START).await.unwrap() };
     let before = log_len(store.clone()).await;
-    let again = confirm_sale(&store, &ctx, sale, Some("confirm-1")).await.unwrap();
+    let again = confirm_sale(&store, &ctx, sale, false, Some("confirm-1")).await.unwrap();
     assert!(again.replayed, "the retry returns the first result");
     assert_eq!(again.entity_id, first.entity_id);
     assert_eq!(log_len(store.clone()).await, before, "and writes nothing");
     // Without the key the same retry is a real second attempt, and the domain refuses it.
-    assert!(matches!(confirm_sale(&store, &ctx, sale, None).await, Err(CommandError::Rejected(_))));
+    assert!(matches!(confirm_sale(&store, &ctx, sale, false, None).await, Err(CommandError::Rejected(_))));
     // A key reused for another operation is an error, not a silent replay.
     let err = cancel_sale(&store, &ctx, sale, None, Some("confirm-1")).await.unwrap_err();
     assert!(matches!(err, CommandError::Rejected(DomainError::Invalid { field: "idempotencyKey", .. })), "{err:?}");
@@ -203,7 +203,7 @@ async fn a_retried_request_with_the_same_idempotency_key_writes_nothing_new(tdb:
     let tasks: Vec<_> = (0..6)
         .map(|_| {
             let (store, ctx) = (store.clone(), ctx.clone());
-            tokio::spawn(async move { confirm_sale(&store, &ctx, sale, Some("confirm-2")).await.unwrap() })
+            tokio::spawn(async move { confirm_sale(&store, &ctx, sale, false, Some("confirm-2")).await.unwrap() })
         })
         .collect();
     let mut fresh = 0;

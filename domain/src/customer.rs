@@ -81,7 +81,7 @@ pub enum CustomerEvent {
         email: Option<Pii<String>>,
         phone: Option<Pii<String>>,
         notes: Option<Pii<String>>,
-        tags: Vec<String>,
+        tags: Tags,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         address: Option<Pii<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,7 +105,7 @@ pub enum CustomerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         notes: Option<Pii<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        tags: Option<Vec<String>>,
+        tags: Option<Tags>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         cleared: Vec<ContactField>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +190,42 @@ fn parse_birthday(b: NaiveDate) -> Result<NaiveDate, DomainError> {
     Ok(b)
 }
 
+/// A customer's tags. They describe a person ("vip", "collects Patek"), so they are personal
+/// data under the customer's `profile` key. Events written before tags were encrypted carry a
+/// plain list, which still reads; those few stay in the log as written, and erasure purges them
+/// from every read model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tags(pub Pii<Vec<String>>);
+
+impl Tags {
+    pub fn new(tags: Vec<String>) -> Self {
+        Self(Pii::profile(tags))
+    }
+
+    /// The tags, or none once erased.
+    pub fn values(&self) -> Vec<String> {
+        self.0.clear().cloned().unwrap_or_default()
+    }
+}
+
+impl Serialize for Tags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(d)?;
+        if value.is_array() {
+            // Written before tags were personal data.
+            return serde_json::from_value::<Vec<String>>(value).map(Tags::new).map_err(D::Error::custom);
+        }
+        serde_json::from_value::<Pii<Vec<String>>>(value).map(Tags).map_err(|_| D::Error::custom("invalid tags"))
+    }
+}
+
 fn parse_tags(tags: &[String]) -> Result<Vec<String>, DomainError> {
     if tags.len() > 50 {
         return Err(DomainError::invalid("tags", "at most 50 tags"));
@@ -238,7 +274,7 @@ impl Aggregate for Customer {
                     email: email.map(|e| Pii::profile(e.as_str().to_owned())),
                     phone: phone.map(|p| Pii::profile(p.as_str().to_owned())),
                     notes: notes.map(Pii::profile),
-                    tags: parse_tags(&c.tags)?,
+                    tags: Tags::new(parse_tags(&c.tags)?),
                     address: address.map(|a| Pii::profile(a.into_inner())),
                     birthday: c.birthday.map(parse_birthday).transpose()?.map(Pii::profile),
                     assigned_to: c.assigned_to,
@@ -303,7 +339,7 @@ impl Aggregate for Customer {
                 })?;
                 let tags = match &u.tags {
                     None => None,
-                    Some(t) => Some(parse_tags(t)?).filter(|t| *t != s.tags),
+                    Some(t) => Some(parse_tags(t)?).filter(|t| *t != s.tags).map(Tags::new),
                 };
                 let birthday = match u.birthday {
                     Some(b) if s.birthday.as_ref().and_then(Pii::clear) != Some(&b) => {
@@ -388,7 +424,7 @@ impl Aggregate for Customer {
                     email: email.clone(),
                     phone: phone.clone(),
                     notes: notes.clone(),
-                    tags: tags.clone(),
+                    tags: tags.values(),
                     address: address.clone(),
                     birthday: birthday.clone(),
                     assigned_to: *assigned_to,
@@ -429,7 +465,7 @@ impl Aggregate for Customer {
                         }
                     }
                     if let Some(t) = tags {
-                        s.tags = t.clone();
+                        s.tags = t.values();
                     }
                     if let Some(b) = birthday {
                         s.birthday = Some(b.clone());
@@ -493,7 +529,7 @@ mod tests {
             email: Some(Pii::profile("ann@example.com".into())),
             phone: None,
             notes: None,
-            tags: vec!["vip".into(), "rolex".into()],
+            tags: Tags::new(vec!["vip".into(), "rolex".into()]),
             address: None,
             birthday: None,
             assigned_to: None,
@@ -599,5 +635,40 @@ mod tests {
         given::<Customer>(&[registered()])
             .when(CustomerCommand::MergeInto { survivor: register().customer_id })
             .then_reject("INVALID");
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::*;
+    use crate::aggregate::{decode, encode};
+
+    #[test]
+    fn tags_are_personal_data_and_legacy_plain_lists_still_read() {
+        let event = CustomerEvent::CustomerDetailsUpdated {
+            customer_id: CustomerId::from_uuid(uuid::Uuid::from_u128(1)),
+            name: None,
+            email: None,
+            phone: None,
+            notes: None,
+            tags: Some(Tags::new(vec!["collects patek".into()])),
+            cleared: vec![],
+            address: None,
+            birthday: None,
+            assigned_to: None,
+            source: None,
+            external_ids: None,
+        };
+        let enc = encode(&event);
+        assert_eq!(enc.payload["tags"]["$pii"]["class"], "profile", "marked for encryption: {}", enc.payload);
+        assert_eq!(decode::<CustomerEvent>(&enc.event_type, &enc.payload).unwrap(), event);
+        let mut legacy = enc.payload.clone();
+        legacy["tags"] = serde_json::json!(["vip"]);
+        match decode::<CustomerEvent>(&enc.event_type, &legacy).unwrap() {
+            CustomerEvent::CustomerDetailsUpdated { tags: Some(t), .. } => {
+                assert_eq!(t.values(), vec!["vip".to_owned()])
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

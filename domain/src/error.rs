@@ -39,6 +39,18 @@ pub enum DomainError {
     /// The change would leave the store without an active owner.
     #[error("a store must keep at least one active owner")]
     LastOwner,
+    /// An idempotency key was used before with different input. Caller: user error; use a new
+    /// key for a new request (a retry must send the same input).
+    #[error("idempotencyKey: was already used with different input")]
+    IdempotencyKeyReused,
+    /// An input references an id that does not exist in the caller's store (or at all).
+    /// Caller: user error on `field`; the same answer whether the id is another store's or none.
+    #[error("{field}: no such {kind} in this store")]
+    UnknownReference { field: &'static str, kind: &'static str },
+    /// A sale line's price is below the item's floor and the seller may not approve discounts.
+    /// Caller: user error; a manager or owner can sell it.
+    #[error("{kind} cannot be sold below its floor price without approval")]
+    BelowFloorPrice { kind: &'static str },
     /// An invitation or token passed its expiry.
     #[error("{kind} has expired")]
     Expired { kind: &'static str },
@@ -63,15 +75,20 @@ impl DomainError {
             Self::NotAllowed { .. } => "FORBIDDEN",
             Self::LastOwner => "LAST_OWNER",
             Self::Expired { .. } => "EXPIRED",
+            Self::BelowFloorPrice { .. } => "BELOW_FLOOR_PRICE",
+            Self::UnknownReference { .. } => "NOT_FOUND",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         }
     }
 
     /// The input field the error is about, if any (`UserError.field`).
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            Self::Invalid { field, .. } | Self::CurrencyMismatch { field, .. } | Self::Amount { field, .. } => {
-                Some(field)
-            }
+            Self::Invalid { field, .. }
+            | Self::CurrencyMismatch { field, .. }
+            | Self::Amount { field, .. }
+            | Self::UnknownReference { field, .. } => Some(field),
+            Self::IdempotencyKeyReused => Some("idempotencyKey"),
             _ => None,
         }
     }

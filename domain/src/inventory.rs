@@ -171,16 +171,18 @@ pub enum ItemCommand {
     Acquire(AcquireItem),
     ChangePrice(ChangeItemPrice),
     UpdateDetails(UpdateItemDetails),
-    /// Hold for a customer.
+    /// Hold for a customer, until `until` if given (then it stops blocking other buyers).
     Reserve {
         customer_id: CustomerId,
         until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
     },
     ReleaseReservation,
     /// Out on approval to a customer, due back by `due`.
     SendOnMemo {
         customer_id: CustomerId,
         due: DateTime<Utc>,
+        now: DateTime<Utc>,
     },
     ReturnFromMemo,
     SendToService {
@@ -190,10 +192,15 @@ pub enum ItemCommand {
     ReturnFromService,
     ReturnToConsignor,
     Archive,
-    /// Issued only by the sale workflow, atomically with the sale's confirmation.
+    /// Issued only by the sale workflow, atomically with the sale's confirmation. `price` is
+    /// the line's net price: below the item's floor only with `below_floor_approved` (a role
+    /// with APPROVE_DISCOUNTS).
     MarkSold {
         sale_id: SaleId,
         customer_id: Option<CustomerId>,
+        price: Money,
+        below_floor_approved: bool,
+        now: DateTime<Utc>,
     },
     /// Issued only by the sale workflow when a confirmed sale is cancelled or returned.
     MarkReturned {
@@ -346,6 +353,8 @@ pub struct ItemState {
     pub cost: Option<Money>,
     /// The customer it is reserved for or out on memo to.
     pub held_for: Option<CustomerId>,
+    /// When a reservation lapses (it then no longer blocks other buyers).
+    pub held_until: Option<DateTime<Utc>>,
     /// The sale it was sold in, while sold.
     pub sold_in: Option<SaleId>,
 }
@@ -485,6 +494,11 @@ fn illegal(action: &'static str, status: ItemStatus) -> DomainError {
 }
 
 /// Requires one of `from`; otherwise the transition is illegal.
+/// A reservation whose `until` has passed.
+fn lapsed(item: &ItemState, now: DateTime<Utc>) -> bool {
+    item.held_until.is_some_and(|u| u <= now)
+}
+
 fn require(item: &ItemState, action: &'static str, from: &[ItemStatus]) -> Result<(), DomainError> {
     if from.contains(&item.status) {
         Ok(())
@@ -549,15 +563,23 @@ fn decide_existing(item: &ItemState, command: &ItemCommand) -> Result<Vec<ItemEv
                 handbag: u.handbag.clone(),
             }]
         }
-        ItemCommand::Reserve { customer_id, until } => {
-            require(item, "reserve", &[InStock])?;
+        ItemCommand::Reserve { customer_id, until, now } => {
+            if until.is_some_and(|u| u <= *now) {
+                return Err(DomainError::invalid("until", "must be in the future"));
+            }
+            if !(item.status == Reserved && lapsed(item, *now)) {
+                require(item, "reserve", &[InStock])?;
+            }
             vec![ItemEvent::ItemReserved { item_id: id, customer_id: *customer_id, until: *until }]
         }
         ItemCommand::ReleaseReservation => {
             require(item, "release a reservation", &[Reserved])?;
             vec![ItemEvent::ItemReservationReleased { item_id: id }]
         }
-        ItemCommand::SendOnMemo { customer_id, due } => {
+        ItemCommand::SendOnMemo { customer_id, due, now } => {
+            if *due <= *now {
+                return Err(DomainError::invalid("due", "must be in the future"));
+            }
             require(item, "send on memo", &[InStock])?;
             vec![ItemEvent::ItemSentOnMemo { item_id: id, customer_id: *customer_id, due: *due }]
         }
@@ -588,13 +610,21 @@ fn decide_existing(item: &ItemState, command: &ItemCommand) -> Result<Vec<ItemEv
             require(item, "archive", &[InStock, Returned])?;
             vec![ItemEvent::ItemArchived { item_id: id }]
         }
-        ItemCommand::MarkSold { sale_id, customer_id } => {
+        ItemCommand::MarkSold { sale_id, customer_id, price, below_floor_approved, now } => {
             match item.status {
                 InStock => {}
-                // A reservation or memo converts into a sale only for the same customer.
+                // A reservation or memo converts into a sale only for the same customer; a
+                // lapsed reservation no longer blocks anyone.
                 Reserved | OnMemo if item.held_for.is_some() && item.held_for == *customer_id => {}
+                Reserved if lapsed(item, *now) => {}
                 Reserved | OnMemo => return Err(DomainError::ReservedForAnother { kind: InventoryItem::KIND }),
                 other => return Err(illegal("sell", other)),
+            }
+            if let Some(floor) = &item.floor_price {
+                price.same_currency(floor, "price")?;
+                if price.minor < floor.minor && !below_floor_approved {
+                    return Err(DomainError::BelowFloorPrice { kind: InventoryItem::KIND });
+                }
             }
             vec![ItemEvent::ItemSold { item_id: id, sale_id: *sale_id, customer_id: *customer_id }]
         }
@@ -640,6 +670,7 @@ impl Aggregate for InventoryItem {
                 floor_price: *floor_price,
                 cost: *cost,
                 held_for: None,
+                held_until: None,
                 sold_in: None,
             });
             return self;
@@ -655,15 +686,24 @@ impl Aggregate for InventoryItem {
                     s.floor_price = *floor_price;
                 }
             }
-            ItemEvent::ItemReserved { customer_id, .. } | ItemEvent::ItemSentOnMemo { customer_id, .. } => {
-                s.held_for = Some(*customer_id)
+            ItemEvent::ItemReserved { customer_id, until, .. } => {
+                s.held_for = Some(*customer_id);
+                s.held_until = *until;
+            }
+            ItemEvent::ItemSentOnMemo { customer_id, .. } => {
+                s.held_for = Some(*customer_id);
+                s.held_until = None;
             }
             ItemEvent::ItemSold { sale_id, .. } => {
                 s.held_for = None;
+                s.held_until = None;
                 s.sold_in = Some(*sale_id);
             }
             ItemEvent::ItemReturned { .. } => s.sold_in = None,
-            ItemEvent::ItemReservationReleased { .. } | ItemEvent::ItemReturnedFromMemo { .. } => s.held_for = None,
+            ItemEvent::ItemReservationReleased { .. } | ItemEvent::ItemReturnedFromMemo { .. } => {
+                s.held_for = None;
+                s.held_until = None;
+            }
             _ => {}
         }
         self
@@ -833,6 +873,72 @@ mod tests {
         SaleId::from_uuid(uuid::Uuid::from_u128(200 + n))
     }
 
+    /// "Now" in these tests.
+    pub(super) fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    /// Sold at the asking price, now.
+    pub(super) fn sell(sale_id: SaleId, customer_id: Option<CustomerId>) -> ItemCommand {
+        ItemCommand::MarkSold { sale_id, customer_id, price: usd("12500.00"), below_floor_approved: false, now: t0() }
+    }
+
+    #[test]
+    fn below_the_floor_only_with_approval() {
+        let floor = ChangeItemPrice { asking_price: usd("12500.00"), floor_price: Some(usd("11000.00")), reason: None };
+        let (h, _) = then_status(&[acquired()], ItemCommand::ChangePrice(floor));
+        let cheap = |approved| ItemCommand::MarkSold {
+            sale_id: sale(1),
+            customer_id: None,
+            price: usd("100.00"),
+            below_floor_approved: approved,
+            now: t0(),
+        };
+        given::<InventoryItem>(&h).when(cheap(false)).then_reject("BELOW_FLOOR_PRICE");
+        let (_, status) = then_status(&h, cheap(true));
+        assert_eq!(status, ItemStatus::Sold);
+        // At the floor is fine without approval.
+        let at_floor = ItemCommand::MarkSold {
+            sale_id: sale(1),
+            customer_id: None,
+            price: usd("11000.00"),
+            below_floor_approved: false,
+            now: t0(),
+        };
+        then_status(&h, at_floor);
+    }
+
+    #[test]
+    fn a_lapsed_reservation_stops_blocking_and_holds_cannot_start_in_the_past() {
+        let until = t0() + chrono::Duration::days(2);
+        let (h, _) =
+            then_status(&[acquired()], ItemCommand::Reserve { customer_id: cust(1), until: Some(until), now: t0() });
+        let sell_at = |at| ItemCommand::MarkSold {
+            sale_id: sale(1),
+            customer_id: Some(cust(2)),
+            price: usd("12500.00"),
+            below_floor_approved: false,
+            now: at,
+        };
+        given::<InventoryItem>(&h)
+            .when(sell_at(t0() + chrono::Duration::days(1)))
+            .then_reject("RESERVED_FOR_ANOTHER_CUSTOMER");
+        let (_, status) = then_status(&h, sell_at(until + chrono::Duration::seconds(1)));
+        assert_eq!(status, ItemStatus::Sold, "the reservation lapsed");
+        let later = until + chrono::Duration::hours(1);
+        then_status(&h, ItemCommand::Reserve { customer_id: cust(2), until: None, now: later });
+        given::<InventoryItem>(&[acquired()])
+            .when(ItemCommand::Reserve {
+                customer_id: cust(1),
+                until: Some(t0() - chrono::Duration::seconds(1)),
+                now: t0(),
+            })
+            .then_reject("INVALID");
+        given::<InventoryItem>(&[acquired()])
+            .when(ItemCommand::SendOnMemo { customer_id: cust(1), due: t0(), now: t0() })
+            .then_reject("INVALID");
+    }
+
     /// Runs `cmd` on `history`; returns the extended history and the resulting status.
     fn then_status(history: &[ItemEvent], cmd: ItemCommand) -> (Vec<ItemEvent>, ItemStatus) {
         let new = given::<InventoryItem>(history).when(cmd).events();
@@ -843,27 +949,22 @@ mod tests {
 
     #[test]
     fn a_reserved_item_sells_only_to_the_customer_it_is_reserved_for() {
-        let (h, status) = then_status(&[acquired()], ItemCommand::Reserve { customer_id: cust(1), until: None });
+        let (h, status) =
+            then_status(&[acquired()], ItemCommand::Reserve { customer_id: cust(1), until: None, now: t0() });
         assert_eq!(status, ItemStatus::Reserved);
-        given::<InventoryItem>(&h)
-            .when(ItemCommand::MarkSold { sale_id: sale(1), customer_id: Some(cust(2)) })
-            .then_reject("RESERVED_FOR_ANOTHER_CUSTOMER");
-        given::<InventoryItem>(&h)
-            .when(ItemCommand::MarkSold { sale_id: sale(1), customer_id: None })
-            .then_reject("RESERVED_FOR_ANOTHER_CUSTOMER");
-        let (_, status) = then_status(&h, ItemCommand::MarkSold { sale_id: sale(1), customer_id: Some(cust(1)) });
+        given::<InventoryItem>(&h).when(sell(sale(1), Some(cust(2)))).then_reject("RESERVED_FOR_ANOTHER_CUSTOMER");
+        given::<InventoryItem>(&h).when(sell(sale(1), None)).then_reject("RESERVED_FOR_ANOTHER_CUSTOMER");
+        let (_, status) = then_status(&h, sell(sale(1), Some(cust(1))));
         assert_eq!(status, ItemStatus::Sold);
         given::<InventoryItem>(&h)
-            .when(ItemCommand::Reserve { customer_id: cust(2), until: None })
+            .when(ItemCommand::Reserve { customer_id: cust(2), until: None, now: t0() })
             .then_reject("ILLEGAL_TRANSITION");
     }
 
     #[test]
     fn a_sold_item_cannot_be_sold_again_and_returns_only_from_its_own_sale() {
-        let (h, _) = then_status(&[acquired()], ItemCommand::MarkSold { sale_id: sale(1), customer_id: None });
-        given::<InventoryItem>(&h)
-            .when(ItemCommand::MarkSold { sale_id: sale(2), customer_id: None })
-            .then_reject("ILLEGAL_TRANSITION");
+        let (h, _) = then_status(&[acquired()], sell(sale(1), None));
+        given::<InventoryItem>(&h).when(sell(sale(2), None)).then_reject("ILLEGAL_TRANSITION");
         given::<InventoryItem>(&h).when(ItemCommand::MarkReturned { sale_id: sale(2) }).then_reject("INVALID");
         let (h, status) = then_status(&h, ItemCommand::MarkReturned { sale_id: sale(1) });
         assert_eq!(status, ItemStatus::Returned);
@@ -874,7 +975,7 @@ mod tests {
     #[test]
     fn memo_and_service_go_out_and_come_back() {
         let due = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
-        let (h, status) = then_status(&[acquired()], ItemCommand::SendOnMemo { customer_id: cust(1), due });
+        let (h, status) = then_status(&[acquired()], ItemCommand::SendOnMemo { customer_id: cust(1), due, now: t0() });
         assert_eq!(status, ItemStatus::OnMemo);
         given::<InventoryItem>(&h)
             .when(ItemCommand::SendToService { provider: "Rolex SC".into(), reason: None })
@@ -884,9 +985,7 @@ mod tests {
         let (h, status) =
             then_status(&h, ItemCommand::SendToService { provider: "Rolex SC".into(), reason: Some("service".into()) });
         assert_eq!(status, ItemStatus::InService);
-        given::<InventoryItem>(&h)
-            .when(ItemCommand::MarkSold { sale_id: sale(1), customer_id: None })
-            .then_reject("ILLEGAL_TRANSITION");
+        given::<InventoryItem>(&h).when(sell(sale(1), None)).then_reject("ILLEGAL_TRANSITION");
         let (_, status) = then_status(&h, ItemCommand::ReturnFromService);
         assert_eq!(status, ItemStatus::InStock);
     }
@@ -903,7 +1002,7 @@ mod tests {
         assert_eq!(status, ItemStatus::ReturnedToConsignor);
         let (h, _) = then_status(&[acquired()], ItemCommand::Archive);
         given::<InventoryItem>(&h)
-            .when(ItemCommand::Reserve { customer_id: cust(1), until: None })
+            .when(ItemCommand::Reserve { customer_id: cust(1), until: None, now: t0() })
             .then_reject("ILLEGAL_TRANSITION");
         let cmd = ChangeItemPrice { asking_price: usd("1.00"), floor_price: None, reason: None };
         given::<InventoryItem>(&h).when(ItemCommand::ChangePrice(cmd)).then_reject("ILLEGAL_TRANSITION");
@@ -942,18 +1041,18 @@ mod tests {
                     floor_price: None,
                     reason: None,
                 })),
-                c().prop_map(|customer_id| ItemCommand::Reserve { customer_id, until: None }),
+                c().prop_map(|customer_id| ItemCommand::Reserve { customer_id, until: None, now: t0() }),
                 Just(ItemCommand::ReleaseReservation),
                 c().prop_map(|customer_id| ItemCommand::SendOnMemo {
                     customer_id,
-                    due: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+                    due: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+                    now: t0(),
                 }),
                 Just(ItemCommand::ReturnFromMemo),
                 Just(ItemCommand::SendToService { provider: "Service centre".into(), reason: None }),
                 Just(ItemCommand::ReturnFromService),
                 Just(ItemCommand::Archive),
-                (s(), proptest::option::of(c()))
-                    .prop_map(|(sale_id, customer_id)| ItemCommand::MarkSold { sale_id, customer_id }),
+                (s(), proptest::option::of(c())).prop_map(|(sale_id, customer_id)| sell(sale_id, customer_id)),
                 s().prop_map(|sale_id| ItemCommand::MarkReturned { sale_id }),
                 Just(ItemCommand::Restock),
             ]

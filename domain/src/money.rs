@@ -12,8 +12,178 @@ use std::fmt;
 #[serde(try_from = "String", into = "String")]
 pub struct Currency([u8; 3]);
 
+/// Active ISO 4217 currencies (List One, as in force in 2026; funds codes, precious metals and
+/// withdrawn codes excluded) with their minor-unit exponent.
+const ISO_4217: &[(&str, u32)] = &[
+    ("AED", 2),
+    ("AFN", 2),
+    ("ALL", 2),
+    ("AMD", 2),
+    ("AOA", 2),
+    ("ARS", 2),
+    ("AUD", 2),
+    ("AWG", 2),
+    ("AZN", 2),
+    ("BAM", 2),
+    ("BBD", 2),
+    ("BDT", 2),
+    ("BHD", 3),
+    ("BIF", 0),
+    ("BMD", 2),
+    ("BND", 2),
+    ("BOB", 2),
+    ("BRL", 2),
+    ("BSD", 2),
+    ("BTN", 2),
+    ("BWP", 2),
+    ("BYN", 2),
+    ("BZD", 2),
+    ("CAD", 2),
+    ("CDF", 2),
+    ("CHF", 2),
+    ("CLP", 0),
+    ("CNY", 2),
+    ("COP", 2),
+    ("CRC", 2),
+    ("CUP", 2),
+    ("CVE", 2),
+    ("CZK", 2),
+    ("DJF", 0),
+    ("DKK", 2),
+    ("DOP", 2),
+    ("DZD", 2),
+    ("EGP", 2),
+    ("ERN", 2),
+    ("ETB", 2),
+    ("EUR", 2),
+    ("FJD", 2),
+    ("FKP", 2),
+    ("GBP", 2),
+    ("GEL", 2),
+    ("GHS", 2),
+    ("GIP", 2),
+    ("GMD", 2),
+    ("GNF", 0),
+    ("GTQ", 2),
+    ("GYD", 2),
+    ("HKD", 2),
+    ("HNL", 2),
+    ("HTG", 2),
+    ("HUF", 2),
+    ("IDR", 2),
+    ("ILS", 2),
+    ("INR", 2),
+    ("IQD", 3),
+    ("IRR", 2),
+    ("ISK", 0),
+    ("JMD", 2),
+    ("JOD", 3),
+    ("JPY", 0),
+    ("KES", 2),
+    ("KGS", 2),
+    ("KHR", 2),
+    ("KMF", 0),
+    ("KPW", 2),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("KYD", 2),
+    ("KZT", 2),
+    ("LAK", 2),
+    ("LBP", 2),
+    ("LKR", 2),
+    ("LRD", 2),
+    ("LSL", 2),
+    ("LYD", 3),
+    ("MAD", 2),
+    ("MDL", 2),
+    ("MGA", 2),
+    ("MKD", 2),
+    ("MMK", 2),
+    ("MNT", 2),
+    ("MOP", 2),
+    ("MRU", 2),
+    ("MUR", 2),
+    ("MVR", 2),
+    ("MWK", 2),
+    ("MXN", 2),
+    ("MYR", 2),
+    ("MZN", 2),
+    ("NAD", 2),
+    ("NGN", 2),
+    ("NIO", 2),
+    ("NOK", 2),
+    ("NPR", 2),
+    ("NZD", 2),
+    ("OMR", 3),
+    ("PAB", 2),
+    ("PEN", 2),
+    ("PGK", 2),
+    ("PHP", 2),
+    ("PKR", 2),
+    ("PLN", 2),
+    ("PYG", 0),
+    ("QAR", 2),
+    ("RON", 2),
+    ("RSD", 2),
+    ("RUB", 2),
+    ("RWF", 0),
+    ("SAR", 2),
+    ("SBD", 2),
+    ("SCR", 2),
+    ("SDG", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("SHP", 2),
+    ("SLE", 2),
+    ("SOS", 2),
+    ("SRD", 2),
+    ("SSP", 2),
+    ("STN", 2),
+    ("SVC", 2),
+    ("SYP", 2),
+    ("SZL", 2),
+    ("THB", 2),
+    ("TJS", 2),
+    ("TMT", 2),
+    ("TND", 3),
+    ("TOP", 2),
+    ("TRY", 2),
+    ("TTD", 2),
+    ("TWD", 2),
+    ("TZS", 2),
+    ("UAH", 2),
+    ("UGX", 0),
+    ("USD", 2),
+    ("UYU", 2),
+    ("UZS", 2),
+    ("VED", 2),
+    ("VES", 2),
+    ("VND", 0),
+    ("VUV", 0),
+    ("WST", 2),
+    ("XAF", 0),
+    ("XCD", 2),
+    ("XCG", 2),
+    ("XOF", 0),
+    ("XPF", 0),
+    ("YER", 2),
+    ("ZAR", 2),
+    ("ZMW", 2),
+    ("ZWG", 2),
+];
+
 impl Currency {
+    /// An active ISO 4217 code (what clients may use now).
     pub fn parse(code: &str) -> Result<Self, DomainError> {
+        if !ISO_4217.iter().any(|(c, _)| *c == code) {
+            return Err(DomainError::invalid("currency", "must be an active ISO 4217 currency code, such as USD"));
+        }
+        Self::from_stored(code)
+    }
+
+    /// Any three upper-case letters: for reading stored events, which must replay even if their
+    /// currency has since been withdrawn.
+    pub fn from_stored(code: &str) -> Result<Self, DomainError> {
         let bytes = code.as_bytes();
         if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
             return Err(DomainError::invalid("currency", "must be a three-letter upper-case ISO 4217 code"));
@@ -26,13 +196,9 @@ impl Currency {
         std::str::from_utf8(&self.0).expect("currency code is ASCII")
     }
 
-    /// Number of fraction digits in the currency's minor unit.
+    /// Number of fraction digits in the currency's minor unit (2 for codes no longer listed).
     pub fn exponent(&self) -> u32 {
-        match self.code() {
-            "JPY" | "KRW" | "CLP" | "ISK" | "VND" | "XOF" | "XAF" | "UGX" | "PYG" => 0,
-            "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
-            _ => 2,
-        }
+        ISO_4217.iter().find(|(c, _)| *c == self.code()).map_or(2, |(_, e)| *e)
     }
 }
 
@@ -49,7 +215,7 @@ impl fmt::Display for Currency {
 impl TryFrom<String> for Currency {
     type Error = DomainError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        Self::from_stored(&value)
     }
 }
 impl From<Currency> for String {
@@ -170,6 +336,20 @@ mod tests {
         assert!(Money::parse("price", "99999999999999999999", "USD").is_err());
         assert!(Money::parse("price", "1.00", "usd").is_err());
         assert!(Money::parse("price", "1.00", "US").is_err());
+    }
+
+    #[test]
+    fn only_active_iso_4217_currencies_are_accepted_with_their_minor_units() {
+        for bad in ["XYZ", "BTC", "usd", "US", "XAU", "BGN"] {
+            assert_eq!(Currency::parse(bad).unwrap_err().code(), "INVALID", "{bad}");
+        }
+        assert_eq!(Money::parse("a", "1500", "JPY").unwrap().minor, 1500);
+        assert!(Money::parse("a", "1500.5", "JPY").is_err(), "yen have no minor unit");
+        assert_eq!(Money::parse("a", "1.234", "BHD").unwrap().minor, 1234);
+        assert_eq!(Money::parse("a", "12500.00", "CHF").unwrap().minor, 1_250_000);
+        // A stored event in a since-withdrawn currency still replays.
+        let stored: Money = serde_json::from_str(r#"{"minor": 100, "currency": "BGN"}"#).unwrap();
+        assert_eq!(stored.currency.code(), "BGN");
     }
 
     #[test]

@@ -70,6 +70,13 @@ pub struct SaleLine {
     pub discount: Option<Money>,
 }
 
+impl SaleLine {
+    /// What the piece sells for: the price less any discount.
+    pub fn net(&self) -> Money {
+        Money::from_minor(self.price.minor - self.discount.map_or(0, |d| d.minor), self.price.currency)
+    }
+}
+
 /// An incoming piece taken in part-exchange; it becomes inventory (source TRADE_IN, cost =
 /// credit) when the sale is confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,8 +226,9 @@ pub struct SaleState {
     pub refunded: i64,
     pub invoice_number: Option<u64>,
     pub salesperson: Option<UserId>,
-    /// Idempotency keys already used, with the payment or refund they recorded.
-    pub keys: Vec<(String, Uuid)>,
+    /// Idempotency keys already used, with the payment or refund they recorded and a fingerprint
+    /// of its input (a reuse with other input is refused).
+    pub keys: Vec<(String, Uuid, String)>,
 }
 
 impl SaleState {
@@ -336,8 +344,23 @@ fn illegal(action: &'static str, status: SaleStatus) -> DomainError {
     DomainError::IllegalTransition { action, state: status.as_str().to_owned() }
 }
 
-fn key_used(s: &SaleState, key: &Option<String>) -> bool {
-    key.as_ref().is_some_and(|k| s.keys.iter().any(|(used, _)| used == k))
+/// Whether a payment or refund key was used before: `Ok(true)` for the same request again,
+/// `IdempotencyKeyReused` when the key came with a different amount, method or kind.
+fn key_used(s: &SaleState, key: &Option<String>, fingerprint: &str) -> Result<bool, DomainError> {
+    let Some(k) = key else { return Ok(false) };
+    match s.keys.iter().find(|(used, _, _)| used == k) {
+        None => Ok(false),
+        Some((_, _, f)) if f == fingerprint => Ok(true),
+        Some(_) => Err(DomainError::IdempotencyKeyReused),
+    }
+}
+
+fn payment_fingerprint(amount: &Money, method: &PaymentMethod, kind: &PaymentKind) -> String {
+    format!("payment:{}:{}:{method:?}:{kind:?}", amount.minor, amount.currency)
+}
+
+fn refund_fingerprint(amount: &Money) -> String {
+    format!("refund:{}:{}", amount.minor, amount.currency)
 }
 
 impl Aggregate for Sale {
@@ -368,7 +391,7 @@ impl Aggregate for Sale {
                 }]
             }
             SaleCommand::RecordPayment(p) => {
-                if key_used(s, &p.idempotency_key) {
+                if key_used(s, &p.idempotency_key, &payment_fingerprint(&p.amount, &p.method, &p.kind))? {
                     return Ok(vec![]); // the same request again: already recorded once
                 }
                 match (p.kind, s.status) {
@@ -394,7 +417,7 @@ impl Aggregate for Sale {
                 }]
             }
             SaleCommand::RefundPayment(r) => {
-                if key_used(s, &r.idempotency_key) {
+                if key_used(s, &r.idempotency_key, &refund_fingerprint(&r.amount))? {
                     return Ok(vec![]);
                 }
                 s.total.same_currency(&r.amount, "amount")?;
@@ -482,10 +505,10 @@ impl Aggregate for Sale {
                 s.invoice_number = Some(*invoice_number);
                 s.status = s.payment_status();
             }
-            SaleEvent::PaymentRecorded { payment_id, amount, idempotency_key, .. } => {
+            SaleEvent::PaymentRecorded { payment_id, amount, idempotency_key, method, kind, .. } => {
                 s.paid += amount.minor;
                 if let Some(k) = idempotency_key {
-                    s.keys.push((k.clone(), *payment_id));
+                    s.keys.push((k.clone(), *payment_id, payment_fingerprint(amount, method, kind)));
                 }
                 if s.status != SaleStatus::Draft {
                     s.status = s.payment_status();
@@ -494,7 +517,7 @@ impl Aggregate for Sale {
             SaleEvent::PaymentRefunded { refund_id, amount, idempotency_key, .. } => {
                 s.refunded += amount.minor;
                 if let Some(k) = idempotency_key {
-                    s.keys.push((k.clone(), *refund_id));
+                    s.keys.push((k.clone(), *refund_id, refund_fingerprint(amount)));
                 }
                 s.status = status_after_refund(s.status, s.total.minor, s.net_paid());
             }
@@ -702,6 +725,10 @@ mod tests {
         history.extend(given::<Sale>(&history).when(pay("100.00", Some("k1"), PaymentKind::Payment)).events());
         given::<Sale>(&history).when(pay("100.00", Some("k1"), PaymentKind::Payment)).then_expect(&[]);
         assert_eq!(Sale::replay(&history).state.unwrap().paid, 10_000);
+        // The same key with another amount is not a retry.
+        given::<Sale>(&history)
+            .when(pay("900.00", Some("k1"), PaymentKind::Payment))
+            .then_reject("IDEMPOTENCY_KEY_REUSED");
     }
 
     #[test]

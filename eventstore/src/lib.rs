@@ -120,7 +120,7 @@ impl EventStore {
     }
 
     /// Appends a batch atomically, encrypting personal data first.
-    #[tracing::instrument(skip_all, fields(stream_id = %stream_id, events = events.len()), err)]
+    #[tracing::instrument(skip_all, fields(stream_id = %stream_id, events = events.len()), err(level = "debug"))]
     pub async fn append(
         &self,
         stream_id: &str,
@@ -134,7 +134,7 @@ impl EventStore {
     /// keys created for new subjects are written in the same transaction, so a key exists only
     /// if its events do; if a concurrent append created the same subject's key first, the
     /// batch is sealed again under that key and retried.
-    #[tracing::instrument(skip_all, fields(streams = batches.len()), err)]
+    #[tracing::instrument(skip_all, fields(streams = batches.len()), err(level = "debug"))]
     pub async fn append_streams(
         &self,
         batches: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,

@@ -255,7 +255,7 @@ async fn insert_stream(tx: &mut Transaction<'static, Postgres>, batch: &StreamBa
 
 #[async_trait]
 impl Backend for PostgresBackend {
-    #[tracing::instrument(skip_all, fields(streams = batches.len()), err)]
+    #[tracing::instrument(skip_all, fields(streams = batches.len()), err(level = "debug"))]
     async fn append_streams(&self, batches: Vec<StreamBatch>, new_keys: Vec<KeyRecord>) -> Result<Vec<AppendResult>> {
         // With `Any` everywhere, a concurrent writer taking our version is not a conflict: retry.
         let all_any = batches.iter().all(|b| b.expected == ExpectedVersion::Any);

@@ -141,7 +141,7 @@ impl SqliteBackend {
 
 #[async_trait]
 impl Backend for SqliteBackend {
-    #[tracing::instrument(skip_all, fields(streams = batches.len()), err)]
+    #[tracing::instrument(skip_all, fields(streams = batches.len()), err(level = "debug"))]
     async fn append_streams(&self, batches: Vec<StreamBatch>, new_keys: Vec<KeyRecord>) -> Result<Vec<AppendResult>> {
         validate_batches(&batches)?;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;

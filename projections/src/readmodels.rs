@@ -31,7 +31,7 @@ pub fn enum_str<T: Serialize>(v: &T) -> String {
 }
 
 fn currency(code: &str) -> Result<Currency, ProjectionError> {
-    Currency::parse(code).map_err(|_| ProjectionError::Invalid("stored currency".into()))
+    Currency::from_stored(code).map_err(|_| ProjectionError::Invalid("stored currency".into()))
 }
 
 /// `LIKE` pattern matching `s` anywhere, with wildcards in `s` escaped.

@@ -143,7 +143,7 @@ pub fn customer_view(row: Option<CustomerRow>, e: &RecordedEvent, event: Custome
             email: clear(email),
             phone: clear(phone),
             notes: clear(notes),
-            tags,
+            tags: tags.values(),
             created_seq: e.position.seq,
             updated_at: e.recorded_at,
             version: 1,
@@ -203,7 +203,7 @@ pub fn customer_view(row: Option<CustomerRow>, e: &RecordedEvent, event: Custome
                 r.external_ids = clear_map(ids);
             }
             if let Some(t) = tags {
-                r.tags = t;
+                r.tags = t.values();
             }
             for f in cleared {
                 match f {

@@ -1,9 +1,11 @@
 //! API tests: the real HTTP server (the same `serve` the binary runs) on a random port, driven
 //! over real HTTP, against both backends. Each test has its own database.
 
+mod inputs;
 mod matrix;
 mod staff;
 
+use inputs::*;
 use matrix::*;
 use staff::*;
 
@@ -915,6 +917,13 @@ api_tests!(
     hostile_requests_are_refused_with_clear_errors_and_write_nothing,
     // matrix.rs
     every_root_field_answers_every_role_as_the_permission_table_says,
+    // inputs.rs
+    selling_below_the_floor_price_needs_approve_discounts,
+    references_to_records_that_do_not_exist_are_not_found,
+    an_idempotency_key_reused_with_different_input_is_refused,
+    only_active_iso_currencies_are_accepted,
+    customer_tags_are_encrypted_in_the_log,
+    holds_cannot_start_in_the_past_and_a_lapsed_reservation_stops_blocking,
 );
 
 #[test]

@@ -203,22 +203,11 @@ async fn change(ctx: &Context<'_>, input: ConsentInput, grant: bool) -> async_gr
         return Ok(ConsentPayload { errors: vec![UserError::invalid_id("customerId")], ..Default::default() });
     };
     // Consent is recorded only for customers of this store.
-    let (c, _) = commands::load::<domain::customer::Customer>(
-        &state(ctx).store,
-        StoreId::from_uuid(v.store_id),
-        &customer.stream_id(),
-    )
-    .await
-    .map_err(ApiError::from)?;
-    if c.state.is_none() {
-        return Ok(ConsentPayload {
-            errors: vec![UserError {
-                field: Some("customerId".into()),
-                code: "NOT_FOUND".into(),
-                message: "customer not found".into(),
-            }],
-            ..Default::default()
-        });
+    let cctx = command_context(ctx, v, None);
+    if let Err(errors) =
+        super::outcome(commands::references::customer(&state(ctx).store, &cctx, customer, "customerId").await)?
+    {
+        return Ok(ConsentPayload { errors, ..Default::default() });
     }
     let evidence = input.evidence.unwrap_or(ConsentEvidenceInput { ip: None, user_agent: None });
     let change = ConsentChange {
@@ -234,7 +223,6 @@ async fn change(ctx: &Context<'_>, input: ConsentInput, grant: bool) -> async_gr
         effective_at: input.effective_at.unwrap_or_else(Utc::now),
     };
     let cmd = if grant { ConsentCommand::Grant(change) } else { ConsentCommand::Withdraw(change) };
-    let cctx = command_context(ctx, v, None);
     let mutation = if grant { "grantConsent" } else { "withdrawConsent" };
     let idem = Idem { key: input.idempotency_key.as_deref(), mutation, entity: customer.as_uuid() };
     match run::<Ledger>(ctx, &cctx, idem, &consent_stream(customer), &cmd).await? {

@@ -83,6 +83,12 @@ async fn act(
         Err(e) => return Ok(InventoryItemPayload { errors: vec![e], ..Default::default() }),
     };
     let cctx = command_context(ctx, v, reason);
+    if let Some(c) = customer {
+        let check = commands::references::customer(&super::state(ctx).store, &cctx, c, "customerId").await;
+        if let Err(errors) = super::outcome(check)? {
+            return Ok(InventoryItemPayload { errors, ..Default::default() });
+        }
+    }
     let idem = Idem { key: key.as_deref(), mutation, entity: item_id.as_uuid() };
     match run::<ItemAggregate>(ctx, &cctx, idem, &item_id.stream_id(), &command(customer)).await? {
         Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
@@ -113,7 +119,7 @@ impl ItemMutation {
             &input.item_id,
             Some(&input.customer_id),
             input.reason,
-            |c| ItemCommand::Reserve { customer_id: customer(c), until },
+            |c| ItemCommand::Reserve { customer_id: customer(c), until, now: chrono::Utc::now() },
         )
         .await
     }
@@ -143,7 +149,7 @@ impl ItemMutation {
             &input.item_id,
             Some(&input.customer_id),
             input.reason,
-            |c| ItemCommand::SendOnMemo { customer_id: customer(c), due },
+            |c| ItemCommand::SendOnMemo { customer_id: customer(c), due, now: chrono::Utc::now() },
         )
         .await
     }

@@ -104,7 +104,27 @@ pub(crate) fn command_context(ctx: &Context<'_>, v: &Viewer, reason: Option<Stri
         request_id: Some(request_id),
         source: "graphql".into(),
         reason,
+        input_hash: input_hash(ctx),
     }
+}
+
+/// SHA-256 of the field's arguments (variables substituted) as canonical JSON — object keys
+/// sorted, the idempotency key left out — so a retry with the same input matches and a reuse of
+/// the key with other input does not.
+fn input_hash(ctx: &Context<'_>) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let args = ctx.field().arguments().ok()?;
+    let mut canonical = serde_json::Map::new();
+    for (name, value) in args {
+        let mut json = value.into_json().ok()?;
+        if let Some(obj) = json.as_object_mut() {
+            obj.remove("idempotencyKey");
+        }
+        canonical.insert(name.to_string(), json);
+    }
+    // serde_json's map is ordered by key, so this text is canonical.
+    let text = serde_json::Value::Object(canonical).to_string();
+    Some(Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub(crate) fn parse_id(id: &ID, what: &str) -> ApiResult<Uuid> {
@@ -311,7 +331,7 @@ pub(crate) struct Idem<'a> {
 
 /// Maps a command outcome: a domain rejection becomes payload errors, anything else a GraphQL
 /// error.
-pub(crate) fn outcome(r: Result<Once, CommandError>) -> ApiResult<Result<Once, Vec<UserError>>> {
+pub(crate) fn outcome<T>(r: Result<T, CommandError>) -> ApiResult<Result<T, Vec<UserError>>> {
     match r {
         Ok(once) => Ok(Ok(once)),
         Err(CommandError::Rejected(e)) => Ok(Err(vec![(&e).into()])),
@@ -410,6 +430,13 @@ impl CoreMutation {
         let Some(asking_price) = asking.filter(|_| errors.is_empty()) else {
             return Ok(InventoryItemPayload { errors, ..Default::default() });
         };
+        let cctx = command_context(ctx, v, None);
+        if let Some(c) = counterparty {
+            let check = commands::references::customer(&state(ctx).store, &cctx, c, "counterpartyId").await;
+            if let Err(errors) = outcome(check)? {
+                return Ok(InventoryItemPayload { errors, ..Default::default() });
+            }
+        }
         let item_id = ItemId::new_v7();
         let cmd = ItemCommand::Acquire(AcquireItem {
             item_id,
@@ -433,7 +460,6 @@ impl CoreMutation {
             handbag: input.handbag.as_ref().and_then(convert),
             notes: input.notes,
         });
-        let cctx = command_context(ctx, v, None);
         let idem = Idem { key: input.idempotency_key.as_deref(), mutation: "acquireItem", entity: item_id.as_uuid() };
         match run::<domain::inventory::InventoryItem>(ctx, &cctx, idem, &item_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
@@ -454,8 +480,11 @@ impl CoreMutation {
             Ok(m) => m,
             Err(e) => return Ok(InventoryItemPayload { errors: vec![(&e).into()], ..Default::default() }),
         };
-        let cmd =
-            ItemCommand::ChangePrice(ChangeItemPrice { asking_price, floor_price: None, reason: input.reason.clone() });
+        let floor_price = match input.floor_price.as_ref().map(|f| f.parse("floorPrice")).transpose() {
+            Ok(f) => f,
+            Err(e) => return Ok(InventoryItemPayload { errors: vec![(&e).into()], ..Default::default() }),
+        };
+        let cmd = ItemCommand::ChangePrice(ChangeItemPrice { asking_price, floor_price, reason: input.reason.clone() });
         let cctx = command_context(ctx, v, input.reason);
         let idem =
             Idem { key: input.idempotency_key.as_deref(), mutation: "changeItemPrice", entity: item_id.as_uuid() };
@@ -477,6 +506,10 @@ impl CoreMutation {
             Ok(a) => a,
             Err(e) => return Ok(CustomerPayload { errors: vec![e], ..Default::default() }),
         };
+        let cctx = command_context(ctx, v, None);
+        if let Err(errors) = outcome(assigned_staff(ctx, &cctx, assigned_to).await)? {
+            return Ok(CustomerPayload { errors, ..Default::default() });
+        }
         let cmd = CustomerCommand::Register(RegisterCustomer {
             customer_id,
             store_id: StoreId::from_uuid(v.store_id),
@@ -491,7 +524,6 @@ impl CoreMutation {
             source: input.source,
             external_ids: external_ids(input.external_ids),
         });
-        let cctx = command_context(ctx, v, None);
         let idem = Idem { key: key.as_deref(), mutation: "createCustomer", entity: customer_id.as_uuid() };
         match run::<domain::customer::Customer>(ctx, &cctx, idem, &customer_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(CustomerPayload { errors, ..Default::default() }),
@@ -513,6 +545,10 @@ impl CoreMutation {
             Ok(a) => a,
             Err(e) => return Ok(CustomerPayload { errors: vec![e], ..Default::default() }),
         };
+        let cctx = command_context(ctx, v, None);
+        if let Err(errors) = outcome(assigned_staff(ctx, &cctx, assigned_to).await)? {
+            return Ok(CustomerPayload { errors, ..Default::default() });
+        }
         let cmd = CustomerCommand::Update(UpdateCustomer {
             name: input.name,
             email: input.email,
@@ -525,7 +561,6 @@ impl CoreMutation {
             source: input.source,
             external_ids: input.external_ids.map(|ids| external_ids(Some(ids))),
         });
-        let cctx = command_context(ctx, v, None);
         let idem = Idem { key: key.as_deref(), mutation: "updateCustomer", entity: customer_id.as_uuid() };
         match run::<domain::customer::Customer>(ctx, &cctx, idem, &customer_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(CustomerPayload { errors, ..Default::default() }),
@@ -551,6 +586,11 @@ impl CoreMutation {
                 (Err(e), _) | (_, Err(e)) => return Ok(CustomerPayload { errors: vec![e], ..Default::default() }),
             };
         let cctx = command_context(ctx, v, None);
+        for (id, field) in [(merged, "customerId"), (survivor, "survivorId")] {
+            if let Err(errors) = outcome(commands::references::customer(&state(ctx).store, &cctx, id, field).await)? {
+                return Ok(CustomerPayload { errors, ..Default::default() });
+            }
+        }
         let result = commands::customers::merge_customers(
             &state(ctx).store,
             &cctx,
@@ -563,6 +603,18 @@ impl CoreMutation {
             Err(errors) => Ok(CustomerPayload { errors, ..Default::default() }),
             Ok(once) => customer_payload(ctx, v, survivor, once.position).await,
         }
+    }
+}
+
+/// The assigned staff member, if any, must belong to this store.
+async fn assigned_staff(
+    ctx: &Context<'_>,
+    cctx: &CommandContext,
+    assigned_to: Option<domain::UserId>,
+) -> Result<(), CommandError> {
+    match assigned_to {
+        None => Ok(()),
+        Some(id) => commands::references::staff_member(&state(ctx).store, cctx, id, "assignedToId").await,
     }
 }
 

@@ -377,6 +377,11 @@ async fn single(
     }
 }
 
+/// Whether the caller may sell below an item's floor price (the permission table decides).
+fn approve_discounts(v: &Viewer) -> bool {
+    crate::auth::allows(v.role, Permission::ApproveDiscounts)
+}
+
 #[derive(Default)]
 pub struct SaleMutation;
 
@@ -441,8 +446,14 @@ impl SaleMutation {
             buyer_address: input.buyer_address,
         };
         let cctx = command_context(ctx, v, None);
-        let result =
-            commands::sales::create_sale(&state(ctx).store, &cctx, cmd, input.idempotency_key.as_deref()).await;
+        let result = commands::sales::create_sale(
+            &state(ctx).store,
+            &cctx,
+            cmd,
+            approve_discounts(v),
+            input.idempotency_key.as_deref(),
+        )
+        .await;
         finish(ctx, v, result).await
     }
 
@@ -455,8 +466,14 @@ impl SaleMutation {
             Err(e) => return Ok(rejected(vec![e])),
         };
         let cctx = command_context(ctx, v, input.reason);
-        let result =
-            commands::sales::confirm_sale(&state(ctx).store, &cctx, id, input.idempotency_key.as_deref()).await;
+        let result = commands::sales::confirm_sale(
+            &state(ctx).store,
+            &cctx,
+            id,
+            approve_discounts(v),
+            input.idempotency_key.as_deref(),
+        )
+        .await;
         finish(ctx, v, result).await
     }
 

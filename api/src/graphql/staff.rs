@@ -4,7 +4,7 @@
 
 use super::sessions::{client, viewer_object, ViewerObject};
 use super::types::{ConnectionFields, Role, UserError};
-use super::{command_context, page_size, parse_id, read_after, state, viewer};
+use super::{command_context, outcome, page_size, parse_id, read_after, state, viewer};
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use async_graphql::connection::{Connection, Edge, EmptyFields};
@@ -13,7 +13,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use commands::staff::{InviteRequest, RosterChange};
-use commands::CommandError;
 use domain::store::RosterActor;
 use domain::UserId;
 use eventstore::Position;
@@ -164,15 +163,6 @@ fn actor(v: &Viewer) -> RosterActor {
     RosterActor::Member { user_id: UserId::from_uuid(v.user_id), role: v.role }
 }
 
-/// A command's rejection as payload errors; infrastructure failures as GraphQL errors.
-fn rejected<T>(r: Result<T, CommandError>) -> async_graphql::Result<Result<T, Vec<UserError>>> {
-    match r {
-        Ok(t) => Ok(Ok(t)),
-        Err(CommandError::Rejected(e)) => Ok(Err(vec![(&e).into()])),
-        Err(e) => Err(ApiError::from(e).into()),
-    }
-}
-
 fn staff_id(id: &ID) -> Result<UserId, Vec<UserError>> {
     Uuid::parse_str(id.as_str()).map(UserId::from_uuid).map_err(|_| vec![UserError::invalid_id("staffId")])
 }
@@ -278,7 +268,7 @@ impl StaffMutation {
             ttl: Duration::days(i64::from(days)),
             idempotency_key: input.idempotency_key.as_deref(),
         };
-        match rejected(commands::staff::invite(&s.store, &s.accounts, &cctx, req).await)? {
+        match outcome(commands::staff::invite(&s.store, &s.accounts, &cctx, req).await)? {
             Err(errors) => Ok(InviteStaffPayload { errors, ..Default::default() }),
             Ok(inv) => Ok(InviteStaffPayload {
                 invitation: Some(StaffInvitation {
@@ -310,7 +300,7 @@ impl StaffMutation {
             "graphql",
         )
         .await;
-        let joined = match rejected(joined)? {
+        let joined = match outcome(joined)? {
             Err(errors) => return Ok(AcceptInvitationPayload { errors, ..Default::default() }),
             Ok(j) => j,
         };
@@ -387,7 +377,7 @@ impl StaffMutation {
             &input.new_password,
         )
         .await;
-        Ok(match rejected(r)? {
+        Ok(match outcome(r)? {
             Err(errors) => PasswordPayload { errors, position: None },
             Ok(p) => PasswordPayload { position: Some(p.to_string()), errors: vec![] },
         })
@@ -407,7 +397,7 @@ impl StaffMutation {
         };
         let s = state(ctx);
         let cctx = command_context(ctx, v, input.reason);
-        match rejected(commands::staff::issue_password_reset(&s.store, &s.accounts, &cctx, actor(v), user_id).await)? {
+        match outcome(commands::staff::issue_password_reset(&s.store, &s.accounts, &cctx, actor(v), user_id).await)? {
             Err(errors) => Ok(IssuePasswordResetPayload { errors, ..Default::default() }),
             Ok((token, expires_at, position)) => Ok(IssuePasswordResetPayload {
                 reset_token: Some(token),
@@ -429,7 +419,7 @@ impl StaffMutation {
         let r =
             commands::staff::reset_password(&s.store, &s.accounts, &input.reset_token, &input.new_password, "graphql")
                 .await;
-        Ok(match rejected(r)? {
+        Ok(match outcome(r)? {
             Err(errors) => PasswordPayload { errors, position: None },
             Ok((_, _, p)) => PasswordPayload { position: Some(p.to_string()), errors: vec![] },
         })
@@ -450,7 +440,7 @@ async fn change(
     let s = state(ctx);
     let cctx = command_context(ctx, v, reason);
     let r = commands::staff::change_member(&s.store, &s.accounts, &cctx, actor(v), user_id, what).await;
-    match rejected(r)? {
+    match outcome(r)? {
         Err(errors) => Ok(StaffMemberPayload { errors, ..Default::default() }),
         Ok(position) => member_payload(ctx, v.store_id, user_id, position).await,
     }
