@@ -2,10 +2,12 @@
 //! over real HTTP, against both backends. Each test has its own database.
 
 mod inputs;
+mod isolation;
 mod matrix;
 mod staff;
 
 use inputs::*;
+use isolation::*;
 use matrix::*;
 use staff::*;
 
@@ -924,6 +926,8 @@ api_tests!(
     only_active_iso_currencies_are_accepted,
     customer_tags_are_encrypted_in_the_log,
     holds_cannot_start_in_the_past_and_a_lapsed_reservation_stops_blocking,
+    // isolation.rs
+    store_a_reaches_none_of_store_b_through_any_id_argument,
 );
 
 #[test]
