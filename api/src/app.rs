@@ -50,6 +50,10 @@ pub struct Settings {
     pub public_introspection: bool,
     /// How many password hashes (logins, password changes) may run at once.
     pub concurrent_password_hashes: usize,
+    /// How long a connection may take to send its request headers.
+    pub header_read_timeout: Duration,
+    /// How long requests in flight may take to finish once shutdown begins.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -60,6 +64,8 @@ impl Default for Settings {
             max_mutations: 10,
             public_introspection: false,
             concurrent_password_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -225,15 +231,52 @@ async fn graphql(
     GraphQLResponse::from(response).into_response()
 }
 
-/// Serves until `shutdown` turns true.
+/// Serves until `shutdown` turns true, then stops accepting and lets requests in flight finish
+/// (for at most `settings.shutdown_grace`). Each connection must send its request headers within
+/// `settings.header_read_timeout`, so a client that never finishes them cannot hold a
+/// connection open (slowloris).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let header_timeout = state.settings.header_read_timeout;
+    let grace = state.settings.shutdown_grace;
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period; closing them");
+    }
+    Ok(())
 }

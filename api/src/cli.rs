@@ -52,6 +52,12 @@ pub enum Command {
         /// Serve schema introspection to callers who are not signed in (off: only staff).
         #[arg(long, env = "IC_PUBLIC_INTROSPECTION")]
         public_introspection: bool,
+        /// Seconds a connection may take to send its request headers before it is closed.
+        #[arg(long, env = "IC_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+        header_read_timeout_secs: u64,
+        /// Seconds requests in flight may take to finish after SIGTERM or SIGINT.
+        #[arg(long, env = "IC_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+        shutdown_grace_secs: u64,
     },
     /// Manage stores (tenants).
     Store {
@@ -189,6 +195,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             trusted_proxies,
             max_mutations,
             public_introspection,
+            header_read_timeout_secs,
+            shutdown_grace_secs,
         } => {
             let (db, store) = open(&cli).await?;
             let (stop, shutdown) = watch::channel(false);
@@ -200,6 +208,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 trusted_proxies: trusted_proxies.clone(),
                 max_mutations: (*max_mutations).max(1),
                 public_introspection: *public_introspection,
+                header_read_timeout: Duration::from_secs((*header_read_timeout_secs).max(1)),
+                shutdown_grace: Duration::from_secs(*shutdown_grace_secs),
                 ..app::Settings::default()
             };
             let state = AppState::start_with(db, store, shutdown.clone(), settings).await?;
@@ -215,7 +225,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("InventoryConnect listening on http://{} (GraphiQL at /graphql)", listener.local_addr()?);
             tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
+                let signal = termination().await;
+                eprintln!("{signal} received: finishing requests in flight, then exiting");
                 let _ = stop.send(true);
             });
             app::serve(listener, state, shutdown).await?;
@@ -333,6 +344,29 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+    }
+}
+
+/// Waits for SIGTERM (systemd, Kubernetes, `docker stop`) or SIGINT (Ctrl-C); names it.
+async fn termination() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 

@@ -917,6 +917,7 @@ api_tests!(
     an_email_that_is_staff_of_two_stores_chooses_its_store,
     login_throttles_cover_spraying_and_distributed_guessing_and_survive_a_restart,
     hostile_requests_are_refused_with_clear_errors_and_write_nothing,
+    a_connection_that_never_finishes_its_headers_is_closed,
     // matrix.rs
     every_root_field_answers_every_role_as_the_permission_table_says,
     // inputs.rs

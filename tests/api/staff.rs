@@ -474,3 +474,21 @@ pub(crate) async fn hostile_requests_are_refused_with_clear_errors_and_write_not
     let r = app.gql(Some(&owner), "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(r["data"]["__schema"]["queryType"]["name"], "Query", "{r}");
 }
+
+pub(crate) async fn a_connection_that_never_finishes_its_headers_is_closed(app: TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let settings = api::app::Settings { header_read_timeout: std::time::Duration::from_secs(1), ..Default::default() };
+    let (url, _state, _stop) = serve_on(&app.db.url, &app.key, settings).await;
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    // The server closes (EOF, perhaps after a 408) instead of waiting for the rest forever.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was still open after 10 s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(9));
+    // Complete requests are served as usual.
+    let r = app.client.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
