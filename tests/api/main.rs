@@ -872,6 +872,53 @@ async fn personal_data_never_reaches_the_logs(app: TestApp) {
     }
 }
 
+async fn rejected_commands_and_retried_conflicts_are_not_error_lines(app: TestApp) {
+    let logs = captured_logs();
+    let owner = app.owner().await;
+    let r = app
+        .gql(
+            Some(&owner),
+            "mutation { createCustomer(input: {name: \"Conflict Carla\"}) { customer { id } } }",
+            json!({}),
+        )
+        .await;
+    let id = r["data"]["createCustomer"]["customer"]["id"].as_str().unwrap().to_owned();
+    const UPDATE: &str = "mutation($id: ID!, $n: String, $e: String) { updateCustomer(input: {customerId: $id, name: $n, email: $e}) { errors { code } } }";
+    // Eight writers on one customer: their appends conflict and are retried.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, url, owner, id) = (app.client.clone(), app.url.clone(), owner.clone(), id.clone());
+            tokio::spawn(async move {
+                let body = json!({"query": UPDATE, "variables": {"id": id, "n": format!("Carla Writer {i}")}});
+                let r: Value = client
+                    .post(format!("{url}/graphql"))
+                    .bearer_auth(owner)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(r["data"]["updateCustomer"]["errors"], json!([]), "{r}");
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    // And a command the domain rejects.
+    let r = app.gql(Some(&owner), UPDATE, json!({"id": id, "e": "not-an-email"})).await;
+    assert_eq!(r["data"]["updateCustomer"]["errors"][0]["code"], "INVALID", "{r}");
+    let stream = format!("customer-{id}");
+    assert_eq!(app.state.store.read_stream(&stream, 0).await.unwrap().len(), 9, "every update landed once");
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    let about: Vec<&str> = text.lines().filter(|l| l.contains(&stream)).collect();
+    assert!(!about.is_empty(), "the capture sees this customer's commands");
+    let errors: Vec<&&str> = about.iter().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(errors.is_empty(), "rejections and conflicts logged as errors: {errors:#?}");
+}
+
 macro_rules! api_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -909,6 +956,7 @@ api_tests!(
     personal_data_never_reaches_the_logs,
     events_record_who_why_and_the_correlation_the_client_sent,
     repeated_failed_logins_are_throttled,
+    rejected_commands_and_retried_conflicts_are_not_error_lines,
     // staff.rs
     sales_auditor_and_compliance_are_invited_and_each_sees_what_their_role_allows,
     managers_cannot_make_owners_nobody_raises_their_own_role_and_a_store_keeps_an_owner,
