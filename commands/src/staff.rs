@@ -224,6 +224,24 @@ pub async fn change_member(
     Ok(out.position)
 }
 
+/// A member's new password, checked against the policy with their email and the store's name;
+/// errors name the `newPassword` field.
+async fn new_password(
+    store: &EventStore,
+    store_id: StoreId,
+    user_id: UserId,
+    raw: &str,
+) -> Result<Password, CommandError> {
+    let roster = roster(store, store_id).await?;
+    let email = roster.members.get(&user_id).and_then(|m| m.email.clone());
+    let name_of_store = store_name(store, store_id).await?;
+    let context = PasswordContext { email: email.as_deref(), name: None, store_name: name_of_store.as_deref() };
+    Password::parse(raw, context).map_err(|e| match e {
+        DomainError::Invalid { reason, .. } => DomainError::Invalid { field: "newPassword", reason }.into(),
+        other => other.into(),
+    })
+}
+
 /// Checks the current password, sets a new one, and ends every other session of the member.
 pub async fn change_password(
     store: &EventStore,
@@ -241,18 +259,7 @@ pub async fn change_password(
     if !ok {
         return Err(DomainError::invalid("currentPassword", "is not your current password").into());
     }
-    let roster = roster(store, ctx.store_id).await?;
-    let email = roster.members.get(&user_id).and_then(|m| m.email.clone());
-    let name_of_store = store_name(store, ctx.store_id).await?;
-    let password = Password::parse(
-        new,
-        PasswordContext { email: email.as_deref(), name: None, store_name: name_of_store.as_deref() },
-    )
-    .map_err(|e| match e {
-        DomainError::Invalid { reason, .. } => DomainError::Invalid { field: "newPassword", reason },
-        other => other,
-    })?;
-    let hashed = hash(password).await?;
+    let hashed = hash(new_password(store, ctx.store_id, user_id, new).await?).await?;
     let out =
         execute::<StaffMember>(store, ctx, &user_id.stream_id(), &StaffCommand::ChangePassword { user_id }).await?;
     accounts.put_credential(user_id.as_uuid(), ctx.store_id.as_uuid(), &hashed).await?;
@@ -308,17 +315,7 @@ pub async fn reset_password(
     let not_found = || CommandError::from(DomainError::NotFound { kind: "reset token (unknown, used or expired)" });
     let record = accounts.token(token, TokenPurpose::PasswordReset).await?.ok_or_else(not_found)?;
     let (user_id, store_id) = (UserId::from_uuid(record.user_id), StoreId::from_uuid(record.store_id));
-    let roster = roster(store, store_id).await?;
-    let email = roster.members.get(&user_id).and_then(|m| m.email.clone());
-    let name_of_store = store_name(store, store_id).await?;
-    let password = Password::parse(
-        new,
-        PasswordContext { email: email.as_deref(), name: None, store_name: name_of_store.as_deref() },
-    )
-    .map_err(|e| match e {
-        DomainError::Invalid { reason, .. } => DomainError::Invalid { field: "newPassword", reason },
-        other => other,
-    })?;
+    let password = new_password(store, store_id, user_id, new).await?;
     if !accounts.consume_token(token, TokenPurpose::PasswordReset).await? {
         return Err(not_found());
     }

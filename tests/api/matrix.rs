@@ -165,3 +165,24 @@ pub(crate) async fn every_root_field_answers_every_role_as_the_permission_table_
         assert!(!allows(Role::Technician, p), "technicians may not read {name}");
     }
 }
+
+#[test]
+fn the_readme_permission_matrix_is_the_codes() {
+    let readme = include_str!("../../README.md");
+    let table = readme.split("| permission | OWNER |").nth(1).expect("README has the permission matrix");
+    let header = ["OWNER", "MANAGER", "SALES", "TECHNICIAN", "AUDITOR", "COMPLIANCE"];
+    let roles: Vec<Role> = header.iter().map(|r| Role::parse(r).unwrap()).collect();
+    let mut seen = Vec::new();
+    for line in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let permission = api::auth::Permission::ALL
+            .into_iter()
+            .find(|p| p.name() == cells[0])
+            .unwrap_or_else(|| panic!("README names an unknown permission {}", cells[0]));
+        for (role, cell) in roles.iter().zip(&cells[1..]) {
+            assert_eq!(*cell == "✓", allows(*role, permission), "README says {cell:?} for {role:?} × {}", cells[0]);
+        }
+        seen.push(permission);
+    }
+    assert_eq!(seen.len(), api::auth::Permission::ALL.len(), "every permission has a row");
+}
