@@ -83,3 +83,21 @@ impl LoginThrottle {
         tokio::time::timeout(wait, self.hashing.clone().acquire_owned()).await.ok()?.ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn password_hashes_beyond_the_cap_wait_and_then_are_refused() {
+        let tdb = eventstore::testing::TestDatabase::sqlite();
+        let db = eventstore::Database::connect(&tdb.url).await.unwrap();
+        let throttle = LoginThrottle::new(Accounts::new(&db), 2);
+        let wait = std::time::Duration::from_millis(50);
+        let a = throttle.hashing_permit(wait).await.expect("first");
+        let _b = throttle.hashing_permit(wait).await.expect("second");
+        assert!(throttle.hashing_permit(wait).await.is_none(), "a third concurrent hash is refused");
+        drop(a);
+        assert!(throttle.hashing_permit(wait).await.is_some(), "a freed permit is reused");
+    }
+}
