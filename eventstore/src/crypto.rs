@@ -108,6 +108,37 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl MasterKey {
+    /// Wraps a secret (the ledger's signing key) under this master key, bound to `label`.
+    pub fn wrap_secret(&self, label: &str, secret: &[u8]) -> Vec<u8> {
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let aad = format!("ic-secret-v1\0{label}").into_bytes();
+        let ct = cipher
+            .encrypt(&nonce, Payload { msg: secret, aad: &aad })
+            .expect("encryption with a valid key cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Unwraps a secret wrapped by [`MasterKey::wrap_secret`] with the same label.
+    pub fn unwrap_secret(&self, label: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
+        if wrapped.len() <= NONCE_LEN {
+            return Err(StoreError::Crypto("wrapped secret too short".into()));
+        }
+        let (nonce, ct) = wrapped.split_at(NONCE_LEN);
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let aad = format!("ic-secret-v1\0{label}").into_bytes();
+        cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .map_err(|_| StoreError::Crypto("secret does not unwrap under this master key".into()))
+    }
+
+    /// A fresh random 32-byte secret.
+    pub fn random_secret() -> [u8; 32] {
+        random_key()
+    }
+
     /// Creates a fresh data key and its record, wrapped under this master key.
     pub fn new_data_key(&self, store_id: Uuid, subject_id: Uuid, class: KeyClass, now: DateTime<Utc>) -> KeyRecord {
         let key = random_key();

@@ -14,6 +14,7 @@ pub mod chain;
 pub mod crypto;
 pub mod error;
 pub mod keycheck;
+pub mod ledger;
 mod migrate;
 pub mod postgres;
 pub mod sqlite;

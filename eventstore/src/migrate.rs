@@ -26,6 +26,7 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     5 => "0005_sale_salesperson.sql",
     6 => "0006_accounts.sql",
     7 => "0007_staff_directory.sql",
+    8 => "0008_ledger.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -36,6 +37,7 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     5 => "0005_sale_salesperson.sql",
     6 => "0006_accounts.sql",
     7 => "0007_staff_directory.sql",
+    8 => "0008_ledger.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
