@@ -31,6 +31,8 @@ pub struct AppState {
     pub projections: Projections,
     /// Credentials, sessions, one-time tokens, login counters.
     pub accounts: Accounts,
+    /// The verifiable ledger: signed tree heads and proofs.
+    pub ledger: eventstore::ledger::Ledger,
     pub sessions: Sessions,
     pub login_throttle: LoginThrottle,
     pub settings: Settings,
@@ -54,6 +56,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// How long requests in flight may take to finish once shutdown begins.
     pub shutdown_grace: Duration,
+    /// How often new events are sealed into a signed tree head.
+    pub seal_interval: Duration,
 }
 
 impl Default for Settings {
@@ -66,6 +70,7 @@ impl Default for Settings {
             concurrent_password_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
+            seal_interval: Duration::from_secs(60),
         }
     }
 }
@@ -89,9 +94,13 @@ impl AppState {
         // Never serve (or project) under a master key the database was not initialised with.
         db.check_master_key(store.master_key()).await?;
         let read = ReadDb::new(&db);
-        let projections = Projections::start(&read, &store, shutdown).await?;
+        let projections = Projections::start(&read, &store, shutdown.clone()).await?;
         let accounts = Accounts::new(&db);
+        let ledger = eventstore::ledger::Ledger::new(&db, store.master_key());
+        ledger.signer().await?; // created with the database, not on first use
+        tokio::spawn(seal_periodically(ledger.clone(), settings.seal_interval, shutdown));
         Ok(Arc::new(Self {
+            ledger,
             sessions: Sessions::new(accounts.clone(), settings.sessions),
             login_throttle: LoginThrottle::new(accounts.clone(), settings.concurrent_password_hashes),
             accounts,
@@ -102,6 +111,24 @@ impl AppState {
             settings,
             consistency_timeout: Duration::from_secs(5),
         }))
+    }
+}
+
+/// Seals new events into a signed head every `interval` (several servers may run this: one
+/// seals at a time, the others find nothing new).
+async fn seal_periodically(
+    ledger: eventstore::ledger::Ledger,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
+        }
+        if let Err(e) = ledger.seal().await {
+            tracing::warn!(error = %e, "sealing the ledger failed; retrying at the next interval");
+        }
     }
 }
 
@@ -139,6 +166,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/.well-known/inventory-connect/ledger-key", get(ledger_key))
         .layer(RequestBodyLimitLayer::new(256 * 1024))
         // Request log: method, path, status, latency. Never the query string or body: GraphQL
         // over GET carries variables (personal data) in the query string.
@@ -160,6 +188,18 @@ async fn readyz(State(http): State<Http>) -> impl IntoResponse {
         Ok(true) => (StatusCode::OK, "ready"),
         Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    }
+}
+
+/// The ledger's signed-note verifier key, for auditors' tools and witnesses.
+async fn ledger_key(State(http): State<Http>) -> Response {
+    match http.state.ledger.signer().await {
+        Ok(s) => ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", s.verifier_key()))
+            .into_response(),
+        Err(e) => {
+            crate::error::ApiError::internal("ledger key", &e);
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
     }
 }
 

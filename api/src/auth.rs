@@ -59,10 +59,12 @@ pub enum Permission {
     ViewAudit,
     /// Privacy requests: erasure, subject access, restriction.
     ManagePrivacy,
+    /// Seal a signed tree head on demand.
+    SealLedger,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Self::ReadInventory,
         Self::ManageInventory,
         Self::ChangePrices,
@@ -82,6 +84,7 @@ impl Permission {
         Self::ManageStaff,
         Self::ViewAudit,
         Self::ManagePrivacy,
+        Self::SealLedger,
     ];
 
     /// The name clients see in `me { permissions }`.
@@ -106,6 +109,7 @@ impl Permission {
             Self::ManageStaff => "MANAGE_STAFF",
             Self::ViewAudit => "VIEW_AUDIT",
             Self::ManagePrivacy => "MANAGE_PRIVACY",
+            Self::SealLedger => "SEAL_LEDGER",
         }
     }
 }
@@ -118,7 +122,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Owner => true,
         // Runs the shop; the audit trail and privacy cases belong to owners, auditors and
         // compliance staff.
-        Manager => !matches!(permission, ViewAudit | ManagePrivacy),
+        Manager => !matches!(permission, ViewAudit | ManagePrivacy | SealLedger),
         Sales => matches!(
             permission,
             ReadInventory
@@ -144,6 +148,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
                 | ReadConsentEvidence
                 | ViewStaff
                 | ViewAudit
+                | SealLedger
         ),
         // Compliance works with data subjects, their consent and privacy requests; not stock,
         // prices or costs.
@@ -188,6 +193,9 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
         ("Query", "customers" | "customer") => Requires(ReadCustomers),
         ("Query", "sales" | "sale") => Requires(ReadSales),
         ("Query", "consentLedger") => Requires(ReadConsent),
+        ("Query", "ledgerHead" | "ledgerHeads" | "inclusionProof" | "consistencyProof") => Requires(ViewAudit),
+        ("Query", "ledgerPublicKey") => SignedIn,
+        ("Mutation", "sealLedgerHead") => Requires(SealLedger),
         ("Mutation", "acquireItem" | "returnItemToConsignor" | "archiveItem" | "restockItem" | "updateItemDetails") => {
             Requires(ManageInventory)
         }

@@ -58,14 +58,32 @@ pub enum Command {
         /// Seconds requests in flight may take to finish after SIGTERM or SIGINT.
         #[arg(long, env = "IC_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
         shutdown_grace_secs: u64,
+        /// Seconds between automatic seals of new events into a signed tree head.
+        #[arg(long, env = "IC_SEAL_INTERVAL_SECS", default_value_t = 60)]
+        seal_interval_secs: u64,
     },
     /// Manage stores (tenants).
     Store {
         #[command(subcommand)]
         command: StoreCommand,
     },
-    /// Re-check the whole log (every stream's hash chain); exits 1 at the first break.
-    Verify,
+    /// Re-check the whole log: every stream's hash chain, the Merkle tree against what was
+    /// sealed and, with `--trusted-head`, that the log is an extension of a head saved earlier.
+    /// Exit 0 verified, 1 tampering found, 2 could not check.
+    Verify {
+        /// A signed checkpoint saved earlier (from `ledger seal --out`, `ledgerHead.checkpoint`).
+        #[arg(long)]
+        trusted_head: Option<PathBuf>,
+        /// The ledger's verifier key (`ledgerPublicKey`) to check the trusted head with; by
+        /// default the database's own key.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// The verifiable ledger: signed tree heads.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Staff accounts (for operators: a locked-out owner).
     Staff {
         #[command(subcommand)]
@@ -90,6 +108,18 @@ pub enum StoreCommand {
         #[arg(long, env = "IC_OWNER_PASSWORD")]
         owner_password: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Seal the log into a new signed tree head and print its checkpoint (or write it to a file,
+    /// to keep as a trusted head).
+    Seal {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the ledger's signed-note verifier key.
+    Key,
 }
 
 #[derive(Subcommand, Debug)]
@@ -197,6 +227,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             public_introspection,
             header_read_timeout_secs,
             shutdown_grace_secs,
+            seal_interval_secs,
         } => {
             let (db, store) = open(&cli).await?;
             let (stop, shutdown) = watch::channel(false);
@@ -210,6 +241,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 public_introspection: *public_introspection,
                 header_read_timeout: Duration::from_secs((*header_read_timeout_secs).max(1)),
                 shutdown_grace: Duration::from_secs(*shutdown_grace_secs),
+                seal_interval: Duration::from_secs((*seal_interval_secs).max(1)),
                 ..app::Settings::default()
             };
             let state = AppState::start_with(db, store, shutdown.clone(), settings).await?;
@@ -248,23 +280,90 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 Err(e) => Err(e.into()),
             }
         }
-        Command::Verify => {
-            let (_, store) = open(&cli).await?;
+        Command::Verify { trusted_head, public_key } => {
+            // Read the trusted head first: a bad file is "could not check" (2), before any work.
+            let trusted_text = match trusted_head {
+                None => None,
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        eprintln!("error: cannot read the trusted head {}: {e}", path.display());
+                        return Ok(2);
+                    }
+                },
+            };
+            let (db, store) = open(&cli).await?;
             let report = store.verify().await?;
-            match report.broken {
-                None => {
+            if let Some(broken) = report.broken {
+                println!("BROKEN at position {}: {broken}", broken.position());
+                println!("({} events before it verified)", report.events);
+                return Ok(1);
+            }
+            let ledger = eventstore::ledger::Ledger::new(&db, store.master_key());
+            let trusted = match &trusted_text {
+                None => None,
+                Some(text) => {
+                    let key = match public_key {
+                        Some(k) => k.clone(),
+                        None => ledger.signer().await?.verifier_key(),
+                    };
+                    let verifier = match ledger::NoteVerifier::parse(&key) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return Ok(2);
+                        }
+                    };
+                    match verifier.verify_checkpoint(text) {
+                        Ok(cp) => Some(cp),
+                        Err(e @ (ledger::NoteError::BadSignature(_) | ledger::NoteError::NoSignature(_))) => {
+                            println!("BROKEN: the trusted head does not verify: {e}");
+                            return Ok(1);
+                        }
+                        Err(e) => {
+                            eprintln!("error: the trusted head is not a signed checkpoint: {e}");
+                            return Ok(2);
+                        }
+                    }
+                }
+            };
+            match ledger.check(trusted.as_ref()).await? {
+                Err(problem) => {
+                    println!("BROKEN: {problem}");
+                    Ok(1)
+                }
+                Ok(size) => {
                     println!(
-                        "OK: verified {} events in {} streams; head {}",
-                        report.events, report.streams, report.head
+                        "OK: verified {} events in {} streams; head {}; Merkle tree of {size} events{}",
+                        report.events,
+                        report.streams,
+                        report.head,
+                        match &trusted {
+                            Some(t) => format!(" extends the trusted head of {} events", t.size),
+                            None => String::new(),
+                        }
                     );
                     Ok(0)
                 }
-                Some(broken) => {
-                    println!("BROKEN at position {}: {broken}", broken.position());
-                    println!("({} events before it verified)", report.events);
-                    Ok(1)
+            }
+        }
+        Command::Ledger { command } => {
+            let (db, store) = open(&cli).await?;
+            let ledger = eventstore::ledger::Ledger::new(&db, store.master_key());
+            match command {
+                LedgerCommand::Key => println!("{}", ledger.signer().await?.verifier_key()),
+                LedgerCommand::Seal { out } => {
+                    let head = ledger.seal_all(Duration::from_secs(30)).await?;
+                    match out {
+                        Some(path) => {
+                            std::fs::write(path, &head.checkpoint)?;
+                            eprintln!("sealed {} events; checkpoint written to {}", head.tree_size, path.display());
+                        }
+                        None => print!("{}", head.checkpoint),
+                    }
                 }
             }
+            Ok(0)
         }
         Command::Staff { command: StaffCommand::ResetPassword { email, store: store_filter } } => {
             let (db, store) = open(&cli).await?;

@@ -132,6 +132,16 @@ macro_rules! ledger_sql {
                 Ok(i.map(|i| i as u64))
             }
 
+            /// Every sealed leaf: (index, event id, leaf hash), in order.
+            pub async fn leaves(c: &mut Conn) -> Result<Vec<(i64, Uuid, Vec<u8>)>> {
+                Ok(sqlx::query_as(
+                    "SELECT l.leaf_index, l.event_id, n.hash FROM ledger_leaves l
+                     JOIN ledger_nodes n ON n.level = 0 AND n.node_index = l.leaf_index ORDER BY l.leaf_index",
+                )
+                .fetch_all(&mut *c)
+                .await?)
+            }
+
             pub async fn key(c: &mut Conn) -> Result<Option<(String, Vec<u8>)>> {
                 Ok(sqlx::query_as("SELECT origin, wrapped_key FROM ledger_keys WHERE name = $1")
                     .bind(KEY_NAME)
@@ -247,6 +257,28 @@ impl Ledger {
         }
     }
 
+    /// Seals until the tree covers every event committed when it was called (on PostgreSQL a
+    /// seal stops below the oldest running transaction, so this may take a few rounds), or
+    /// until `wait` has passed; returns the newest head.
+    pub async fn seal_all(&self, wait: std::time::Duration) -> Result<Head> {
+        let mut target = 0u64;
+        let mut after = Position::START;
+        loop {
+            let page = self.db.backend().read_committed(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            target += page.len() as u64;
+        }
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let head = self.seal().await?;
+            if head.tree_size >= target || std::time::Instant::now() >= deadline {
+                return Ok(head);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// The newest signed head, if any was sealed.
     pub async fn head(&self) -> Result<Option<Head>> {
         Ok(with_conn!(&self.db, m, c => m::heads(c, None, 1).await?).into_iter().next())
@@ -298,6 +330,66 @@ impl Ledger {
             }
             Ok(Some(path))
         })
+    }
+}
+
+/// What a ledger check found wrong. Each names where to look.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerProblem {
+    #[error("the log has {log_size} events but the ledger sealed {sealed_size}: sealed events were deleted (the first missing is leaf {first_missing}, event {event_id})")]
+    EventsMissing { log_size: u64, sealed_size: u64, first_missing: u64, event_id: Uuid },
+    #[error("leaf {index} was sealed as event {sealed} but the log now has event {found} there: events were removed, inserted or reordered")]
+    EventReplaced { index: u64, sealed: Uuid, found: Uuid },
+    #[error("event {event_id} (leaf {index}) no longer hashes to what was sealed: it was changed")]
+    EventChanged { index: u64, event_id: Uuid },
+    #[error("the trusted head covers {trusted_size} events but the log has only {log_size}: events were deleted")]
+    ShorterThanTrustedHead { trusted_size: u64, log_size: u64 },
+    #[error("the log's first {size} events do not hash to the trusted head's root: the log was rewritten (events changed, removed or reordered)")]
+    NotAnExtensionOfTrustedHead { size: u64 },
+}
+
+impl Ledger {
+    /// Recomputes the tree from every committed event and checks it against the stored leaves
+    /// and, if given, a trusted head (whose signature the caller has checked). `Ok(Ok(size))` is
+    /// the verified log size.
+    pub async fn check(&self, trusted: Option<&Checkpoint>) -> Result<std::result::Result<u64, LedgerProblem>> {
+        let mut events = Vec::new();
+        let mut after = Position::START;
+        loop {
+            let page = self.db.backend().read_committed(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            events.extend(page.into_iter().map(|e| (e.event_id, tree::leaf_hash(&e.hash))));
+        }
+        let sealed = with_conn!(&self.db, m, c => m::leaves(c).await?);
+        let log_size = events.len() as u64;
+        for (index, event_id, hash) in &sealed {
+            let index = *index as u64;
+            let Some((found, leaf)) = events.get(index as usize) else {
+                return Ok(Err(LedgerProblem::EventsMissing {
+                    log_size,
+                    sealed_size: sealed.len() as u64,
+                    first_missing: index,
+                    event_id: *event_id,
+                }));
+            };
+            if found != event_id {
+                return Ok(Err(LedgerProblem::EventReplaced { index, sealed: *event_id, found: *found }));
+            }
+            if &leaf[..] != hash.as_slice() {
+                return Ok(Err(LedgerProblem::EventChanged { index, event_id: *event_id }));
+            }
+        }
+        if let Some(t) = trusted {
+            if t.size > log_size {
+                return Ok(Err(LedgerProblem::ShorterThanTrustedHead { trusted_size: t.size, log_size }));
+            }
+            let leaves: Vec<Hash> = events.iter().take(t.size as usize).map(|(_, l)| *l).collect();
+            if tree::root(&leaves) != t.root {
+                return Ok(Err(LedgerProblem::NotAnExtensionOfTrustedHead { size: t.size }));
+            }
+        }
+        Ok(Ok(log_size))
     }
 }
 

@@ -99,7 +99,7 @@ pub fn consistency_ranges(m: u64, n: u64) -> Vec<(u64, u64)> {
 pub fn subtrees(start: u64, end: u64) -> Vec<(u32, u64)> {
     fn walk(start: u64, end: u64, out: &mut Vec<(u32, u64)>) {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             out.push((n.trailing_zeros(), start / n));
             return;
         }
@@ -120,7 +120,7 @@ pub fn combine(start: u64, end: u64, nodes: &mut impl Iterator<Item = Hash>) -> 
     if n == 0 {
         return Some(empty_root());
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return nodes.next();
     }
     let k = split(n);
@@ -133,7 +133,7 @@ pub fn combine(start: u64, end: u64, nodes: &mut impl Iterator<Item = Hash>) -> 
 /// levels 1.. (level 0 is the leaf itself).
 pub fn completed_by(index: u64) -> impl Iterator<Item = (u32, u64)> {
     let done = index + 1;
-    (1..64u32).take_while(move |l| done % (1u64 << l) == 0).map(move |l| (l, done / (1u64 << l) - 1))
+    (1..64u32).take_while(move |l| done.is_multiple_of(1u64 << l)).map(move |l| (l, done / (1u64 << l) - 1))
 }
 
 /// RFC 9162 §2.1.3.2: does `proof` show that `leaf` is at `index` in the tree of `size` with

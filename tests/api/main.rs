@@ -3,11 +3,13 @@
 
 mod inputs;
 mod isolation;
+mod ledger;
 mod matrix;
 mod staff;
 
 use inputs::*;
 use isolation::*;
+use ledger::*;
 use matrix::*;
 use staff::*;
 
@@ -977,6 +979,8 @@ api_tests!(
     holds_cannot_start_in_the_past_and_a_lapsed_reservation_stops_blocking,
     // isolation.rs
     store_a_reaches_none_of_store_b_through_any_id_argument,
+    // ledger.rs
+    an_auditor_saves_a_head_and_proves_inclusion_and_growth_independently,
 );
 
 #[test]

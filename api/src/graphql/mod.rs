@@ -4,6 +4,7 @@
 pub mod consent;
 pub mod history;
 pub mod inventory;
+pub mod ledger;
 pub mod loaders;
 pub mod sales;
 pub mod sessions;
@@ -32,7 +33,14 @@ use uuid::Uuid;
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 #[derive(MergedObject, Default)]
-pub struct Query(CoreQuery, sales::SaleQuery, consent::ConsentQuery, sessions::SessionQuery, staff::StaffQuery);
+pub struct Query(
+    CoreQuery,
+    sales::SaleQuery,
+    consent::ConsentQuery,
+    sessions::SessionQuery,
+    staff::StaffQuery,
+    ledger::LedgerQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -42,6 +50,7 @@ pub struct Mutation(
     consent::ConsentMutation,
     sessions::SessionMutation,
     staff::StaffMutation,
+    ledger::LedgerMutation,
 );
 
 /// Per-request data: the caller (if the token was valid) and a request id.
