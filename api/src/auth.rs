@@ -194,6 +194,7 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
         ("Query", "sales" | "sale") => Requires(ReadSales),
         ("Query", "consentLedger") => Requires(ReadConsent),
         ("Query", "ledgerHead" | "ledgerHeads" | "inclusionProof" | "consistencyProof") => Requires(ViewAudit),
+        ("Query", "auditTrail" | "streamEvents") => Requires(ViewAudit),
         ("Query", "ledgerPublicKey") => SignedIn,
         ("Mutation", "sealLedgerHead") => Requires(SealLedger),
         ("Mutation", "acquireItem" | "returnItemToConsignor" | "archiveItem" | "restockItem" | "updateItemDetails") => {

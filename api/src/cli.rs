@@ -141,7 +141,7 @@ pub enum ProjectionsCommand {
     Status,
     /// Empty a projection (or all) and replay it from the start of the log.
     Rebuild {
-        /// One of: directory, inventory, customers, sales. All when omitted.
+        /// One of: directory, inventory, customers, sales, audit. All when omitted.
         name: Option<String>,
     },
 }
@@ -428,13 +428,15 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 ProjectionsCommand::Rebuild { name } => {
                     let kinds = match name {
                         None => Kind::ALL.to_vec(),
-                        Some(n) => match Kind::parse(n) {
-                            Some(k) => vec![k],
-                            None => {
-                                eprintln!("unknown projection {n:?}; known: directory, inventory, customers, sales");
-                                return Ok(2);
+                        Some(n) => {
+                            match Kind::parse(n) {
+                                Some(k) => vec![k],
+                                None => {
+                                    eprintln!("unknown projection {n:?}; known: directory, inventory, customers, sales, audit");
+                                    return Ok(2);
+                                }
                             }
-                        },
+                        }
                     };
                     for kind in kinds {
                         rebuild(&read, &store, kind).await?;

@@ -27,6 +27,7 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     6 => "0006_accounts.sql",
     7 => "0007_staff_directory.sql",
     8 => "0008_ledger.sql",
+    9 => "0009_audit.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -38,6 +39,7 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     6 => "0006_accounts.sql",
     7 => "0007_staff_directory.sql",
     8 => "0008_ledger.sql",
+    9 => "0009_audit.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

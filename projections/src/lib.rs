@@ -7,6 +7,7 @@
 //! with a position a mutation returned (read-your-writes).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod readmodels;
 pub mod rows;
 pub mod staff;
@@ -31,10 +32,12 @@ pub enum Kind {
     Customers,
     /// Sales, payments and invoice numbers.
     Sales,
+    /// The audit trail: one entry per event.
+    Audit,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Directory, Kind::Inventory, Kind::Customers, Kind::Sales];
+    pub const ALL: [Kind; 5] = [Kind::Directory, Kind::Inventory, Kind::Customers, Kind::Sales, Kind::Audit];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -42,6 +45,7 @@ impl Kind {
             Self::Inventory => "inventory",
             Self::Customers => "customers",
             Self::Sales => "sales",
+            Self::Audit => "audit",
         }
     }
 
@@ -55,6 +59,7 @@ impl Kind {
             Self::Inventory => &["rm_inventory_items"],
             Self::Customers => &["rm_customers"],
             Self::Sales => &["rm_sales"],
+            Self::Audit => &["rm_audit", "rm_audit_memo"],
         }
     }
 }
@@ -166,6 +171,19 @@ impl ReadDb {
         match self {
             ReadDb::Sqlite { reader, .. } => staff::sqlite::member(reader, store_id, user_id).await,
             ReadDb::Postgres(pool) => staff::postgres::member(pool, store_id, user_id).await,
+        }
+    }
+    /// A page of the audit trail and whether more follow.
+    pub async fn audit(&self, f: &audit::AuditFilter) -> Result<(Vec<audit::AuditRow>, bool)> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => audit::sqlite::page(reader, f).await,
+            ReadDb::Postgres(pool) => audit::postgres::page(pool, f).await,
+        }
+    }
+    pub async fn audit_count(&self, f: &audit::AuditFilter) -> Result<i64> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => audit::sqlite::count(reader, f).await,
+            ReadDb::Postgres(pool) => audit::postgres::count(pool, f).await,
         }
     }
     /// A page of a store's staff: (rows, has next page, total).

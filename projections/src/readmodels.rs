@@ -237,6 +237,7 @@ macro_rules! read_models {
                                 .await?;
                         }
                     }
+                    (Kind::Audit, _) => crate::audit::$module::apply(tx, e).await?,
                     _ => {}
                 }
                 Ok(())
@@ -703,6 +704,12 @@ macro_rules! read_models {
                     Kind::Sales => {
                         for r in sqlx::query(&format!("SELECT {SALE_COLS} FROM rm_sales ORDER BY sale_id")).fetch_all(pool).await? {
                             out.push(format!("{:?}", sale_row(&r)?));
+                        }
+                    }
+                    Kind::Audit => {
+                        for r in sqlx::query(&format!("SELECT {} FROM rm_audit ORDER BY event_id", crate::audit::COLS)).fetch_all(pool).await? {
+                            let (id, summary, changes): (Uuid, String, String) = (r.try_get("event_id")?, r.try_get("summary")?, r.try_get("changes")?);
+                            out.push(format!("{id} {summary} {changes}"));
                         }
                     }
                     Kind::Directory => {

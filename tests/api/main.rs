@@ -1,12 +1,14 @@
 //! API tests: the real HTTP server (the same `serve` the binary runs) on a random port, driven
 //! over real HTTP, against both backends. Each test has its own database.
 
+mod audit;
 mod inputs;
 mod isolation;
 mod ledger;
 mod matrix;
 mod staff;
 
+use audit::*;
 use inputs::*;
 use isolation::*;
 use ledger::*;
@@ -981,6 +983,8 @@ api_tests!(
     store_a_reaches_none_of_store_b_through_any_id_argument,
     // ledger.rs
     an_auditor_saves_a_head_and_proves_inclusion_and_growth_independently,
+    // audit.rs
+    every_event_has_an_audit_entry_with_who_what_why_and_the_correlation,
 );
 
 #[test]

@@ -1,6 +1,7 @@
 //! The GraphQL schema: query and mutation roots. Resolvers are thin: parse input, check the
 //! role (in `auth::allows`, nowhere else), call `commands` or read `projections`, map results.
 
+pub mod audit;
 pub mod consent;
 pub mod history;
 pub mod inventory;
@@ -40,6 +41,7 @@ pub struct Query(
     sessions::SessionQuery,
     staff::StaffQuery,
     ledger::LedgerQuery,
+    audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
