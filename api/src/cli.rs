@@ -79,6 +79,11 @@ pub enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+    /// For auditors: export the trail, write and check offline bundles.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// The verifiable ledger: signed tree heads.
     Ledger {
         #[command(subcommand)]
@@ -107,6 +112,38 @@ pub enum StoreCommand {
         /// The owner's password (at least 10 characters).
         #[arg(long, env = "IC_OWNER_PASSWORD")]
         owner_password: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Write a store's audit trail as JSON Lines, oldest first.
+    Export {
+        #[arg(long)]
+        store: uuid::Uuid,
+        /// Entries at or after this instant (RFC 3339).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Entries before this instant (RFC 3339).
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write an offline audit bundle: every event as stored, the signed heads, the verifier key.
+    Bundle {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a bundle with no database: hash chains, Merkle tree, head signatures, and that the
+    /// log extends `--trusted-head`. Exit 0 verified, 1 tampering found, 2 could not check.
+    VerifyBundle {
+        dir: PathBuf,
+        #[arg(long)]
+        trusted_head: Option<PathBuf>,
+        /// The verifier key to trust instead of the bundle's own `ledger-key.txt`.
+        #[arg(long)]
+        public_key: Option<String>,
     },
 }
 
@@ -346,6 +383,83 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     Ok(0)
                 }
             }
+        }
+        Command::Audit { command: AuditCommand::VerifyBundle { dir, trusted_head, public_key } } => {
+            // No database: this is what an outside auditor runs on their own machine.
+            let trusted = match trusted_head {
+                None => None,
+                Some(p) => match std::fs::read_to_string(p) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        eprintln!("error: cannot read the trusted head {}: {e}", p.display());
+                        return Ok(2);
+                    }
+                },
+            };
+            match eventstore::bundle::verify_bundle(dir, trusted.as_deref(), public_key.as_deref()) {
+                Ok(eventstore::bundle::BundleVerdict::Verified { events, heads }) => {
+                    println!(
+                        "OK: {events} events, every hash chain intact; {heads} signed heads verified{}",
+                        if trusted.is_some() { "; the log extends the trusted head" } else { "" }
+                    );
+                    Ok(0)
+                }
+                Ok(eventstore::bundle::BundleVerdict::Broken(what)) => {
+                    println!("BROKEN: {what}");
+                    Ok(1)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(2)
+                }
+            }
+        }
+        Command::Audit { command: AuditCommand::Bundle { out } } => {
+            let (db, store) = open(&cli).await?;
+            let ledger = eventstore::ledger::Ledger::new(&db, store.master_key());
+            let (events, heads) = eventstore::bundle::write_bundle(&db, &ledger, out).await?;
+            println!("wrote {events} events and {heads} signed heads to {}", out.display());
+            Ok(0)
+        }
+        Command::Audit { command: AuditCommand::Export { store: store_id, from, to, out } } => {
+            use std::io::Write;
+            let (db, store) = open(&cli).await?;
+            let read = ReadDb::new(&db);
+            projections::catch_up_all(&read, &store).await?;
+            let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+            let mut f = projections::audit::AuditFilter {
+                store_id: *store_id,
+                from: from.map(|t| t.timestamp_micros()),
+                to: to.map(|t| t.timestamp_micros()),
+                oldest_first: true,
+                first: 1000,
+                ..Default::default()
+            };
+            let mut n = 0u64;
+            loop {
+                let (rows, more) = read.audit(&f).await?;
+                for r in &rows {
+                    let line = serde_json::json!({
+                        "eventId": r.event_id, "position": format!("{}.{}", r.commit_pos, r.seq_pos),
+                        "recordedAt": chrono::DateTime::from_timestamp_micros(r.recorded_at),
+                        "actor": {"kind": r.actor_kind, "id": r.actor_id, "role": r.actor_role},
+                        "eventType": r.event_type, "summary": r.summary,
+                        "entity": {"type": r.entity_type, "id": r.entity_id, "label": r.entity_label},
+                        "streamId": r.stream_id, "streamVersion": r.stream_version, "reason": r.reason,
+                        "correlationId": r.correlation_id, "causationId": r.causation_id, "requestId": r.request_id,
+                        "changes": r.changes,
+                    });
+                    writeln!(file, "{line}")?;
+                    n += 1;
+                }
+                match rows.last() {
+                    Some(last) if more => f.after = Some((last.commit_pos, last.seq_pos)),
+                    _ => break,
+                }
+            }
+            file.flush()?;
+            println!("wrote {n} audit entries to {}", out.display());
+            Ok(0)
         }
         Command::Ledger { command } => {
             let (db, store) = open(&cli).await?;

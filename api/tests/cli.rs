@@ -395,10 +395,61 @@ async fn verify_against_a_saved_head_reports_every_kind_of_tampering(tdb: &TestD
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+async fn an_outside_auditor_checks_a_bundle_with_no_database(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    let head = sealed_log(tdb, &dir);
+    let bundle = dir.join("bundle");
+    let out = cli(tdb, &dir, &["audit", "bundle", "--out", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // verify-bundle needs no database: point it at one that does not exist.
+    let offline = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
+            .args(["--database-url", "sqlite:///nonexistent/dir/none.db", "audit", "verify-bundle"])
+            .args(args)
+            .env_remove("IC_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    let b = bundle.to_str().unwrap();
+    let ok = offline(&[b, "--trusted-head", head.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(stdout(&ok).contains("4 events"), "{}", stdout(&ok));
+    assert_eq!(offline(&["/nonexistent/bundle"]).status.code(), Some(2));
+
+    let events = std::fs::read_to_string(bundle.join("events.jsonl")).unwrap();
+    // One changed byte in a stored payload.
+    std::fs::write(bundle.join("events.jsonl"), events.replacen("Ledger One", "Ledger 0ne", 1)).unwrap();
+    let out = offline(&[b]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("do not match its hash"), "{}", stdout(&out));
+    // The newest event removed (bundle and heads edited to match): the saved head still knows.
+    let kept: Vec<&str> = events.lines().take(3).collect();
+    std::fs::write(bundle.join("events.jsonl"), kept.join("\n") + "\n").unwrap();
+    std::fs::write(bundle.join("heads.jsonl"), "").unwrap();
+    let out = offline(&[b, "--trusted-head", head.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("deleted"), "{}", stdout(&out));
+
+    // The trail exports as JSON Lines.
+    let store_id = {
+        let db = eventstore::Database::connect(&tdb.url).await.unwrap();
+        db.backend().read_committed(eventstore::Position::START, 1).await.unwrap()[0].store_id
+    };
+    let export = dir.join("trail.jsonl");
+    let out = cli(tdb, &dir, &["audit", "export", "--store", &store_id.to_string(), "--out", export.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&export).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "the first store's two events");
+    assert_eq!(lines[0]["eventType"], "StoreOpened");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 eventstore::backend_contract!(
     the_operator_commands_work_on_the_same_database,
     a_different_master_key_is_refused_before_anything_is_written,
     a_locked_out_owner_gets_a_reset_token_from_the_cli,
     sigterm_lets_the_request_in_flight_finish_and_exits_0,
     verify_against_a_saved_head_reports_every_kind_of_tampering,
+    an_outside_auditor_checks_a_bundle_with_no_database,
 );

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod backend;
+pub mod bundle;
 pub mod chain;
 pub mod crypto;
 pub mod error;
