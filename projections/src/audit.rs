@@ -206,7 +206,7 @@ pub fn entry(e: &RecordedEvent, memo: &Memo) -> (AuditRow, Memo) {
     (row, next)
 }
 
-pub(crate) const COLS: &str = "event_id, store_id, commit_pos, seq_pos, recorded_at, actor_kind, actor_id, actor_role, event_type, entity_type, entity_id, entity_label, stream_id, stream_version, reason, correlation_id, causation_id, request_id, summary, changes";
+pub const COLS: &str = "event_id, store_id, commit_pos, seq_pos, recorded_at, actor_kind, actor_id, actor_role, event_type, entity_type, entity_id, entity_label, stream_id, stream_version, reason, correlation_id, causation_id, request_id, summary, changes";
 
 macro_rules! audit_sql {
     ($module:ident, $db:ty) => {

@@ -2,7 +2,7 @@
 //! envelopes from the log, decrypted where keys exist). Personal values appear only for roles
 //! allowed to see them, read from the log — and as erased once the subject's key is destroyed.
 
-use super::types::{ConnectionFields, Role};
+use super::types::Role;
 use super::{page_size, state, viewer};
 use crate::auth::{allows, Permission, Viewer};
 use crate::error::ApiError;
@@ -69,7 +69,20 @@ pub struct AuditEntry {
     pub changes: Vec<AuditChange>,
 }
 
-pub type AuditEntryConnection = Connection<String, AuditEntry, ConnectionFields, EmptyFields>;
+pub type AuditEntryConnection = Connection<String, AuditEntry, AuditTrailFields, EmptyFields>;
+
+/// `totalCount` of the trail, counted only when a client asks for it: a page stays fast however
+/// long the trail is, and a count costs what it costs only to those who want it.
+pub struct AuditTrailFields {
+    filter: AuditFilter,
+}
+
+#[Object]
+impl AuditTrailFields {
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(state(ctx).read.audit_count(&self.filter).await.map_err(ApiError::from)?)
+    }
+}
 
 #[derive(InputObject, Debug, Clone, Default)]
 pub struct AuditWhere {
@@ -235,9 +248,9 @@ impl AuditQuery {
         };
         let s = state(ctx);
         let (rows, more) = s.read.audit(&f).await.map_err(ApiError::from)?;
-        let total = s.read.audit_count(&f).await.map_err(ApiError::from)?;
+        let count_filter = AuditFilter { after: None, ..f.clone() };
         let mut conn =
-            Connection::with_additional_fields(f.after.is_some(), more, ConnectionFields { total_count: total });
+            Connection::with_additional_fields(f.after.is_some(), more, AuditTrailFields { filter: count_filter });
         for r in rows {
             let cursor = B64.encode(format!("{}.{}", r.commit_pos, r.seq_pos));
             conn.edges.push(Edge::new(cursor, entry(ctx, v, r).await?));
