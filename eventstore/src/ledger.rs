@@ -52,25 +52,42 @@ macro_rules! ledger_sql {
                     .await?)
             }
 
-            pub async fn insert_leaf(c: &mut Conn, index: i64, event_id: Uuid, p: Position) -> Result<()> {
-                sqlx::query("INSERT INTO ledger_leaves (leaf_index, event_id, commit_pos, seq_pos) VALUES ($1, $2, $3, $4)")
-                    .bind(index)
-                    .bind(event_id)
-                    .bind(p.commit)
-                    .bind(p.seq)
-                    .execute(&mut *c)
-                    .await?;
+            /// Inserts leaves and nodes as multi-row INSERTs (a seal writes thousands at once).
+            pub async fn insert_many(c: &mut Conn, leaves: &[(i64, Uuid, Position)], nodes: &[(u32, u64, Hash)]) -> Result<()> {
+                for chunk in leaves.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO ledger_leaves (leaf_index, event_id, commit_pos, seq_pos) ");
+                    qb.push_values(chunk, |mut b, (i, id, p)| {
+                        b.push_bind(*i).push_bind(*id).push_bind(p.commit).push_bind(p.seq);
+                    });
+                    qb.build().execute(&mut *c).await?;
+                }
+                for chunk in nodes.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO ledger_nodes (level, node_index, hash) ");
+                    qb.push_values(chunk, |mut b, (l, i, h)| {
+                        b.push_bind(*l as i32).push_bind(*i as i64).push_bind(h.to_vec());
+                    });
+                    qb.build().execute(&mut *c).await?;
+                }
                 Ok(())
             }
 
-            pub async fn insert_node(c: &mut Conn, level: u32, index: u64, hash: &Hash) -> Result<()> {
-                sqlx::query("INSERT INTO ledger_nodes (level, node_index, hash) VALUES ($1, $2, $3)")
-                    .bind(level as i32)
-                    .bind(index as i64)
-                    .bind(&hash[..])
-                    .execute(&mut *c)
-                    .await?;
-                Ok(())
+            /// Many nodes in one query.
+            pub async fn nodes(c: &mut Conn, wanted: &[(u32, u64)]) -> Result<HashMap<(u32, u64), Hash>> {
+                let mut out = HashMap::new();
+                for chunk in wanted.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT level, node_index, hash FROM ledger_nodes WHERE (level, node_index) IN (");
+                    let mut sep = qb.separated(", ");
+                    for (l, i) in chunk {
+                        sep.push("(").push_bind_unseparated(*l as i32).push_unseparated(", ").push_bind_unseparated(*i as i64).push_unseparated(")");
+                    }
+                    qb.push(")");
+                    let rows: Vec<(i32, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *c).await?;
+                    for (l, i, h) in rows {
+                        let h: Hash = h.try_into().map_err(|_| StoreError::Invalid("stored ledger node is not 32 bytes".into()))?;
+                        out.insert((l as u32, i as u64), h);
+                    }
+                }
+                Ok(out)
             }
 
             pub async fn node(c: &mut Conn, level: u32, index: u64) -> Result<Option<Hash>> {
@@ -140,6 +157,20 @@ macro_rules! ledger_sql {
                 )
                 .fetch_all(&mut *c)
                 .await?)
+            }
+
+            /// The hashes of these ranges, from their stored subtrees fetched in one query.
+            pub async fn ranges_to_hashes(c: &mut Conn, ranges: Vec<(u64, u64)>) -> Result<Vec<Hash>> {
+                let wanted: Vec<(u32, u64)> = ranges.iter().flat_map(|(a, b)| tree::subtrees(*a, *b)).collect();
+                let found = nodes(c, &wanted).await?;
+                ranges
+                    .iter()
+                    .map(|(a, b)| {
+                        let mut hashes = tree::subtrees(*a, *b).into_iter().map(|k| found.get(&k).copied());
+                        let mut all = std::iter::from_fn(|| hashes.next().flatten());
+                        tree::combine(*a, *b, &mut all).ok_or_else(|| StoreError::Invalid("ledger node missing".into()))
+                    })
+                    .collect()
             }
 
             pub async fn key(c: &mut Conn) -> Result<Option<(String, Vec<u8>)>> {
@@ -302,14 +333,7 @@ impl Ledger {
                 return Ok(None);
             }
             let leaf = m::node(c, 0, index).await?.ok_or_else(|| StoreError::Invalid("ledger leaf missing".into()))?;
-            let mut path = Vec::new();
-            for (a, b) in tree::inclusion_ranges(index, tree_size) {
-                let mut nodes = Vec::new();
-                for (level, i) in tree::subtrees(a, b) {
-                    nodes.push(m::node(c, level, i).await?.ok_or_else(|| StoreError::Invalid("ledger node missing".into()))?);
-                }
-                path.push(tree::combine(a, b, &mut nodes.into_iter()).ok_or_else(|| StoreError::Invalid("ledger range".into()))?);
-            }
+            let path = m::ranges_to_hashes(c, tree::inclusion_ranges(index, tree_size)).await?;
             Ok(Some(InclusionProof { leaf_index: index, tree_size, leaf_hash: leaf, audit_path: path }))
         })
     }
@@ -320,15 +344,7 @@ impl Ledger {
             if from > to || m::head_at(c, to).await?.is_none() || (from > 0 && m::head_at(c, from).await?.is_none()) {
                 return Ok(None);
             }
-            let mut path = Vec::new();
-            for (a, b) in tree::consistency_ranges(from, to) {
-                let mut nodes = Vec::new();
-                for (level, i) in tree::subtrees(a, b) {
-                    nodes.push(m::node(c, level, i).await?.ok_or_else(|| StoreError::Invalid("ledger node missing".into()))?);
-                }
-                path.push(tree::combine(a, b, &mut nodes.into_iter()).ok_or_else(|| StoreError::Invalid("ledger range".into()))?);
-            }
-            Ok(Some(path))
+            Ok(Some(m::ranges_to_hashes(c, tree::consistency_ranges(from, to)).await?))
         })
     }
 }
@@ -401,18 +417,21 @@ macro_rules! seal_body {
             let mut size = last.map_or(0, |(i, _, _)| i as u64 + 1);
             let mut after = last.map_or(Position::START, |(_, commit, seq)| Position { commit, seq });
             let before = size;
-            // New nodes of this seal, so a parent never re-reads a child written moments ago.
+            // The newest complete subtrees (the tree's right edge), so a parent never re-reads a
+            // child written moments ago.
             let mut fresh: HashMap<(u32, u64), Hash> = HashMap::new();
             loop {
                 let page = ledger.db.backend().read_all(after, PAGE).await?;
                 if page.is_empty() {
                     break;
                 }
+                let mut leaves = Vec::with_capacity(page.len());
+                let mut nodes = Vec::with_capacity(page.len() * 2);
                 for e in &page {
                     let chain: &[u8] = &e.hash;
                     let leaf = tree::leaf_hash(chain);
-                    $m::insert_leaf(c, size as i64, e.event_id, e.position).await?;
-                    $m::insert_node(c, 0, size, &leaf).await?;
+                    leaves.push((size as i64, e.event_id, e.position));
+                    nodes.push((0, size, leaf));
                     fresh.insert((0, size), leaf);
                     for (level, index) in tree::completed_by(size) {
                         let child = |i: u64| (level - 1, i);
@@ -425,12 +444,17 @@ macro_rules! seal_body {
                         };
                         let right = fresh[&r];
                         let h = tree::node_hash(&left, &right);
-                        $m::insert_node(c, level, index, &h).await?;
+                        nodes.push((level, index, h));
+                        // Children are never read again: `fresh` stays the right edge of the
+                        // tree (O(log n)), however many events one seal takes in.
+                        fresh.remove(&l);
+                        fresh.remove(&r);
                         fresh.insert((level, index), h);
                     }
                     size += 1;
                     after = e.position;
                 }
+                $m::insert_many(c, &leaves, &nodes).await?;
             }
             if size == before {
                 if let Some(h) = $m::head_at(c, size).await? {
