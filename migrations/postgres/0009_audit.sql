@@ -33,6 +33,7 @@ CREATE INDEX rm_audit_stream_idx ON rm_audit (store_id, stream_id, commit_pos, s
 CREATE INDEX rm_audit_type_idx ON rm_audit (store_id, event_type, commit_pos, seq_pos);
 CREATE INDEX rm_audit_correlation_idx ON rm_audit (store_id, correlation_id);
 CREATE INDEX rm_audit_request_idx ON rm_audit (store_id, request_id);
+CREATE INDEX rm_audit_time_idx ON rm_audit (store_id, recorded_at);
 
 -- What the audit fold remembers between events to write readable summaries: an item's label and
 -- last asking price (never personal data).
