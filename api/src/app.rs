@@ -58,6 +58,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// How often new events are sealed into a signed tree head.
     pub seal_interval: Duration,
+    /// Browser origins allowed to call the API (CORS). Empty: none.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 impl Default for Settings {
@@ -71,6 +73,7 @@ impl Default for Settings {
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
             seal_interval: Duration::from_secs(60),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -162,6 +165,17 @@ struct Http {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let schema = build_schema(Some(state.clone()));
+    // CORS: only the configured origins; preflights are answered either way, without
+    // permission for an origin that is not listed.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(state.settings.cors_origins.clone()))
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderName::from_static("x-correlation-id"),
+        ])
+        .max_age(Duration::from_secs(600));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -180,6 +194,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 }),
         )
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(cors)
         .with_state(Http { state, schema })
 }
 

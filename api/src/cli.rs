@@ -61,6 +61,10 @@ pub enum Command {
         /// Seconds between automatic seals of new events into a signed tree head.
         #[arg(long, env = "IC_SEAL_INTERVAL_SECS", default_value_t = 60)]
         seal_interval_secs: u64,
+        /// A browser origin allowed to call the API, e.g. `https://dashboard.example.com`
+        /// (repeatable; env: comma-separated). None by default.
+        #[arg(long = "cors-origin", env = "IC_CORS_ORIGINS", value_delimiter = ',')]
+        cors_origins: Vec<String>,
     },
     /// Manage stores (tenants).
     Store {
@@ -109,7 +113,8 @@ pub enum StoreCommand {
         name: String,
         #[arg(long)]
         owner_email: String,
-        /// The owner's password (at least 10 characters).
+        /// The owner's password (at least 12 characters, not guessable, not containing the email or
+        /// store name).
         #[arg(long, env = "IC_OWNER_PASSWORD")]
         owner_password: String,
     },
@@ -265,7 +270,18 @@ pub async fn run(cli: Cli) -> Result<i32> {
             header_read_timeout_secs,
             shutdown_grace_secs,
             seal_interval_secs,
+            cors_origins,
         } => {
+            let mut origins = Vec::new();
+            for o in cors_origins {
+                match axum::http::HeaderValue::from_str(o.trim().trim_end_matches('/')) {
+                    Ok(v) if o.starts_with("http://") || o.starts_with("https://") => origins.push(v),
+                    _ => {
+                        eprintln!("error: --cors-origin {o:?} is not an origin like https://dashboard.example.com");
+                        return Ok(2);
+                    }
+                }
+            }
             let (db, store) = open(&cli).await?;
             let (stop, shutdown) = watch::channel(false);
             let settings = app::Settings {
@@ -279,6 +295,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 header_read_timeout: Duration::from_secs((*header_read_timeout_secs).max(1)),
                 shutdown_grace: Duration::from_secs(*shutdown_grace_secs),
                 seal_interval: Duration::from_secs((*seal_interval_secs).max(1)),
+                cors_origins: origins,
                 ..app::Settings::default()
             };
             let state = AppState::start_with(db, store, shutdown.clone(), settings).await?;

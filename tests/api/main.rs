@@ -970,6 +970,7 @@ api_tests!(
     login_throttles_cover_spraying_and_distributed_guessing_and_survive_a_restart,
     hostile_requests_are_refused_with_clear_errors_and_write_nothing,
     a_connection_that_never_finishes_its_headers_is_closed,
+    a_browser_origin_is_allowed_only_when_configured,
     // matrix.rs
     every_root_field_answers_every_role_as_the_permission_table_says,
     // inputs.rs

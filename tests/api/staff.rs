@@ -492,3 +492,45 @@ pub(crate) async fn a_connection_that_never_finishes_its_headers_is_closed(app: 
     let r = app.client.get(format!("{url}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+pub(crate) async fn a_browser_origin_is_allowed_only_when_configured(app: TestApp) {
+    let preflight = |url: String, origin: &'static str| {
+        let client = app.client.clone();
+        async move {
+            client
+                .request(reqwest::Method::OPTIONS, format!("{url}/graphql"))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "authorization, content-type")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let allow =
+        |r: &reqwest::Response| r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+    // Nothing is allowed by default, but the preflight is answered (not 405).
+    let r = preflight(app.url.clone(), "https://dash.example").await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(allow(&r), None);
+    let settings =
+        api::app::Settings { cors_origins: vec!["https://dash.example".parse().unwrap()], ..Default::default() };
+    let (url, _state, _stop) = serve_on(&app.db.url, &app.key, settings).await;
+    let r = preflight(url.clone(), "https://dash.example").await;
+    assert!(r.status().is_success());
+    assert_eq!(allow(&r).as_deref(), Some("https://dash.example"));
+    let methods = r.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+    let r = preflight(url.clone(), "https://evil.example").await;
+    assert_eq!(allow(&r), None, "an origin not listed gets no permission");
+    // The actual request carries the header too.
+    let r = app
+        .client
+        .post(format!("{url}/graphql"))
+        .header("origin", "https://dash.example")
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allow(&r).as_deref(), Some("https://dash.example"));
+}
