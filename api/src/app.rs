@@ -187,13 +187,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
                 })
                 .on_response(|res: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "request");
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "request"
+                    );
                 }),
         )
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        // Every request gets an id (a UUID; the client's own when it sends one): on every log
+        // line of the request, in the `x-request-id` response header, and in the metadata of
+        // the events it writes.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::map_request(ensure_request_id))
         .layer(cors)
         .with_state(Http { state, schema })
 }
@@ -220,6 +230,21 @@ async fn ledger_key(State(http): State<Http>) -> Response {
 
 async fn graphiql() -> impl IntoResponse {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// Keeps the client's `x-request-id` if it is a UUID, and replaces it (or adds one) otherwise,
+/// so the id in the logs is the id recorded with the events.
+async fn ensure_request_id(mut req: axum::http::Request<axum::body::Body>) -> axum::http::Request<axum::body::Body> {
+    let valid =
+        req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).is_some_and(|v| Uuid::parse_str(v.trim()).is_ok());
+    if !valid {
+        let id = Uuid::now_v7().to_string();
+        req.headers_mut()
+            .insert(REQUEST_ID, axum::http::HeaderValue::from_str(&id).expect("a UUID is a valid header value"));
+    }
+    req
 }
 
 /// A GraphQL-shaped error response (for requests that never reach the schema).
@@ -259,7 +284,11 @@ async fn graphql(
             }
         },
     };
-    let request_id = Uuid::now_v7();
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| Uuid::parse_str(h.trim()).ok())
+        .unwrap_or_else(Uuid::now_v7);
     let correlation_id = headers
         .get("x-correlation-id")
         .and_then(|h| h.to_str().ok())

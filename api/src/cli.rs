@@ -22,6 +22,9 @@ pub struct Cli {
     /// Directory for local data: the default SQLite database and a generated master key.
     #[arg(long, env = "IC_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
+    /// Log lines as `pretty` text (colours only on a terminal) or `json` (one object a line).
+    #[arg(long, env = "IC_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"], global = true)]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }

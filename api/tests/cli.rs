@@ -445,6 +445,41 @@ async fn an_outside_auditor_checks_a_bundle_with_no_database(tdb: &TestDatabase)
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+async fn logs_are_plain_text_off_a_terminal_or_json_on_request(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    let run = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
+            .args(["--database-url", &tdb.url, "--data-dir", dir.to_str().unwrap(), "--log-format", format, "verify"])
+            .env("IC_MASTER_KEY", KEY)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    };
+    // The first run migrates a fresh database and logs each migration.
+    let pretty = stderr(&run("pretty"));
+    assert!(pretty.contains("migration"), "{pretty}");
+    assert!(!pretty.contains('\u{1b}'), "no colour codes when stderr is not a terminal");
+    let db2 = another(tdb).await;
+    let json_out = Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
+        .args(["--database-url", &db2.url, "--data-dir", dir.to_str().unwrap(), "--log-format", "json", "verify"])
+        .env("IC_MASTER_KEY", KEY)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let lines: Vec<String> = stderr(&json_out).lines().filter(|l| l.starts_with('{')).map(str::to_owned).collect();
+    assert!(!lines.is_empty(), "{}", stderr(&json_out));
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+    assert_eq!(
+        cli(tdb, &dir, &["--log-format", "xml", "verify"]).status.code(),
+        Some(2),
+        "a bad format is a usage error"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 eventstore::backend_contract!(
     the_operator_commands_work_on_the_same_database,
     a_different_master_key_is_refused_before_anything_is_written,
@@ -452,4 +487,5 @@ eventstore::backend_contract!(
     sigterm_lets_the_request_in_flight_finish_and_exits_0,
     verify_against_a_saved_head_reports_every_kind_of_tampering,
     an_outside_auditor_checks_a_bundle_with_no_database,
+    logs_are_plain_text_off_a_terminal_or_json_on_request,
 );

@@ -876,6 +876,38 @@ async fn personal_data_never_reaches_the_logs(app: TestApp) {
     }
 }
 
+async fn every_request_has_an_id_in_the_response_the_logs_and_its_events(app: TestApp) {
+    let logs = captured_logs();
+    let owner = app.owner().await;
+    let mine = uuid::Uuid::now_v7().to_string();
+    let r = app
+        .client
+        .post(format!("{}/graphql", app.url))
+        .bearer_auth(&owner)
+        .header("x-request-id", &mine)
+        .json(&json!({"query": ACQUIRE, "variables": acquire_input("123.00")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"].to_str().unwrap(), mine, "the client's id is kept");
+    let body: Value = r.json().await.unwrap();
+    let item = body["data"]["acquireItem"]["item"]["id"].as_str().unwrap().to_owned();
+    let events = app.state.store.read_stream(&format!("item-{item}"), 0).await.unwrap();
+    assert_eq!(events[0].metadata.request_id.map(|u| u.to_string()), Some(mine.clone()), "and recorded with the event");
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(text.lines().any(|l| l.contains(&mine) && l.contains("request")), "and on the request's log line");
+    // Without one, or with one that is not a UUID, the server makes one.
+    for sent in [None, Some("not-a-uuid")] {
+        let mut req = app.client.get(format!("{}/healthz", app.url));
+        if let Some(s) = sent {
+            req = req.header("x-request-id", s);
+        }
+        let r = req.send().await.unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    }
+}
+
 async fn rejected_commands_and_retried_conflicts_are_not_error_lines(app: TestApp) {
     let logs = captured_logs();
     let owner = app.owner().await;
@@ -961,6 +993,7 @@ api_tests!(
     events_record_who_why_and_the_correlation_the_client_sent,
     repeated_failed_logins_are_throttled,
     rejected_commands_and_retried_conflicts_are_not_error_lines,
+    every_request_has_an_id_in_the_response_the_logs_and_its_events,
     // staff.rs
     sales_auditor_and_compliance_are_invited_and_each_sees_what_their_role_allows,
     managers_cannot_make_owners_nobody_raises_their_own_role_and_a_store_keeps_an_owner,
