@@ -203,6 +203,26 @@ impl Cli {
     }
 }
 
+/// Opens an existing database for a read-only command: nothing is created, migrated or written,
+/// and no key file is generated. A missing database or key is an error (exit 2).
+async fn open_read_only(cli: &Cli) -> Result<(Database, EventStore)> {
+    let url = match &cli.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", cli.data_dir.join("inventory-connect.db").display()),
+    };
+    let db = Database::open_existing(&url).await?;
+    let key = match std::env::var("IC_MASTER_KEY") {
+        Ok(b64) => MasterKey::from_base64(&b64)?,
+        Err(_) => match std::fs::read_to_string(cli.data_dir.join("master.key")) {
+            Ok(existing) => MasterKey::from_base64(&existing)?,
+            Err(_) => return Err("IC_MASTER_KEY is not set and there is no local key file".into()),
+        },
+    };
+    db.verify_master_key(&key).await?;
+    let store = EventStore::new(&db, key, Upcasters::default());
+    Ok((db, store))
+}
+
 /// `IC_MASTER_KEY` (base64, 32 bytes), or the local key file in the data directory. A new key
 /// file is generated only for a database that was never initialised: for one that was, a
 /// missing key is an error, never a fresh key.
@@ -349,7 +369,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     }
                 },
             };
-            let (db, store) = open(&cli).await?;
+            let (db, store) = open_read_only(&cli).await?;
             let report = store.verify().await?;
             if let Some(broken) = report.broken {
                 println!("BROKEN at position {}: {broken}", broken.position());
@@ -443,25 +463,30 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Audit { command: AuditCommand::Export { store: store_id, from, to, out } } => {
             use std::io::Write;
-            let (db, store) = open(&cli).await?;
-            let read = ReadDb::new(&db);
-            projections::catch_up_all(&read, &store).await?;
+            // Read-only and straight from the log (the same fold as the audit read model), so
+            // the export is complete whether or not a server has projected everything.
+            let (db, store) = open_read_only(&cli).await?;
             let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
-            let mut f = projections::audit::AuditFilter {
-                store_id: *store_id,
-                from: from.map(|t| t.timestamp_micros()),
-                to: to.map(|t| t.timestamp_micros()),
-                oldest_first: true,
-                first: 1000,
-                ..Default::default()
-            };
-            let mut n = 0u64;
+            let mut memos: std::collections::HashMap<String, projections::audit::Memo> = Default::default();
+            let (mut after, mut n) = (Position::START, 0u64);
             loop {
-                let (rows, more) = read.audit(&f).await?;
-                for r in &rows {
+                let page = db.backend().read_committed(after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.position;
+                for e in store.open_batch(page).await? {
+                    if e.store_id != *store_id {
+                        continue;
+                    }
+                    let memo = memos.entry(e.stream_id.clone()).or_default();
+                    let (r, next) = projections::audit::entry(&e, memo);
+                    *memo = next;
+                    let at = e.recorded_at;
+                    if from.is_some_and(|f| at < f) || to.is_some_and(|t| at >= t) {
+                        continue;
+                    }
                     let line = serde_json::json!({
                         "eventId": r.event_id, "position": format!("{}.{}", r.commit_pos, r.seq_pos),
-                        "recordedAt": chrono::DateTime::from_timestamp_micros(r.recorded_at),
+                        "recordedAt": at,
                         "actor": {"kind": r.actor_kind, "id": r.actor_id, "role": r.actor_role},
                         "eventType": r.event_type, "summary": r.summary,
                         "entity": {"type": r.entity_type, "id": r.entity_id, "label": r.entity_label},
@@ -471,10 +496,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     });
                     writeln!(file, "{line}")?;
                     n += 1;
-                }
-                match rows.last() {
-                    Some(last) if more => f.after = Some((last.commit_pos, last.seq_pos)),
-                    _ => break,
                 }
             }
             file.flush()?;
@@ -548,7 +569,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Projections { command } => {
-            let (db, store) = open(&cli).await?;
+            let (db, store) = match command {
+                ProjectionsCommand::Status => open_read_only(&cli).await?,
+                ProjectionsCommand::Rebuild { .. } => open(&cli).await?,
+            };
             let read = ReadDb::new(&db);
             match command {
                 ProjectionsCommand::Status => {

@@ -449,19 +449,37 @@ async fn logs_are_plain_text_off_a_terminal_or_json_on_request(tdb: &TestDatabas
     let dir = temp_dir();
     let run = |format: &str| {
         Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
-            .args(["--database-url", &tdb.url, "--data-dir", dir.to_str().unwrap(), "--log-format", format, "verify"])
+            .args([
+                "--database-url",
+                &tdb.url,
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--log-format",
+                format,
+                "ledger",
+                "key",
+            ])
             .env("IC_MASTER_KEY", KEY)
             .env("RUST_LOG", "info")
             .output()
             .unwrap()
     };
-    // The first run migrates a fresh database and logs each migration.
+    // The first command that may write migrates a fresh database and logs each migration.
     let pretty = stderr(&run("pretty"));
     assert!(pretty.contains("migration"), "{pretty}");
     assert!(!pretty.contains('\u{1b}'), "no colour codes when stderr is not a terminal");
     let db2 = another(tdb).await;
     let json_out = Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
-        .args(["--database-url", &db2.url, "--data-dir", dir.to_str().unwrap(), "--log-format", "json", "verify"])
+        .args([
+            "--database-url",
+            &db2.url,
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "ledger",
+            "key",
+        ])
         .env("IC_MASTER_KEY", KEY)
         .env("RUST_LOG", "info")
         .output()
@@ -480,6 +498,64 @@ async fn logs_are_plain_text_off_a_terminal_or_json_on_request(tdb: &TestDatabas
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+async fn read_only_commands_never_create_or_change_a_database(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    // A mistyped SQLite path: an error, and no file appears.
+    let missing = dir.join("typo.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
+        .args([
+            "--database-url",
+            &format!("sqlite://{}", missing.display()),
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "verify",
+        ])
+        .env_remove("IC_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no InventoryConnect database"), "{}", stderr(&out));
+    assert!(!missing.exists(), "verify created a database");
+    assert!(!dir.join("master.key").exists(), "verify wrote a key file");
+    // An empty PostgreSQL database (or SQLite file that is not ours): refused, not migrated.
+    let empty = another(tdb).await;
+    if empty.url.starts_with("postgres") {
+        for args in [&["verify"][..], &["projections", "status"]] {
+            let out = cli(&empty, &dir, args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        }
+        let pool = sqlx::PgPool::connect(&empty.url).await.unwrap();
+        let tables: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(tables, 0, "nothing was migrated");
+        pool.close().await;
+    }
+    // On an initialised database, read-only commands work and write nothing.
+    let created = cli(
+        tdb,
+        &dir,
+        &[
+            "store",
+            "create",
+            "--name",
+            "RO Shop",
+            "--owner-email",
+            "ro@shop.test",
+            "--owner-password",
+            "cli-password-1",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let before = rows(tdb).await;
+    assert!(cli(tdb, &dir, &["verify"]).status.success());
+    assert!(cli(tdb, &dir, &["projections", "status"]).status.success());
+    assert_eq!(rows(tdb).await, before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 eventstore::backend_contract!(
     the_operator_commands_work_on_the_same_database,
     a_different_master_key_is_refused_before_anything_is_written,
@@ -488,4 +564,5 @@ eventstore::backend_contract!(
     verify_against_a_saved_head_reports_every_kind_of_tampering,
     an_outside_auditor_checks_a_bundle_with_no_database,
     logs_are_plain_text_off_a_terminal_or_json_on_request,
+    read_only_commands_never_create_or_change_a_database,
 );

@@ -67,6 +67,18 @@ impl Database {
         }
     }
 
+    /// Like [`Database::check_master_key`], but never records anything: for read-only commands.
+    pub async fn verify_master_key(&self, key: &MasterKey) -> Result<()> {
+        match self.key_check_value().await? {
+            Some(found) if constant_time_eq(found.as_bytes(), key.check_value().as_bytes()) => Ok(()),
+            Some(_) => Err(StoreError::WrongMasterKey),
+            None => match self.any_live_key().await? {
+                Some(record) => key.unwrap_key(&record).map(|_| ()).map_err(|_| StoreError::WrongMasterKey),
+                None => Ok(()),
+            },
+        }
+    }
+
     async fn any_live_key(&self) -> Result<Option<KeyRecord>> {
         let sql = "SELECT store_id, subject_id, key_class, key_id, wrapped_key, fingerprint FROM data_keys
                    WHERE wrapped_key IS NOT NULL LIMIT 1";

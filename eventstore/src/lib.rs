@@ -61,6 +61,18 @@ impl Database {
         }
     }
 
+    /// Opens an existing, migrated database without creating or changing anything: for read-only
+    /// commands (`verify`, `projections status`, exports).
+    pub async fn open_existing(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(Arc::new(PostgresBackend::connect_with(url, 4, true).await?)))
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(Arc::new(SqliteBackend::open_with(url, true).await?)))
+        } else {
+            Err(StoreError::Config("database URL must start with postgres:// or sqlite:".into()))
+        }
+    }
+
     pub fn backend(&self) -> Arc<dyn Backend> {
         match self {
             Self::Sqlite(b) => b.clone(),

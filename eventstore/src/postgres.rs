@@ -105,6 +105,11 @@ fn is_concurrency_failure(e: &sqlx::Error) -> bool {
 
 impl PostgresBackend {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        Self::connect_with(url, max_connections, false).await
+    }
+
+    /// With `existing_only`, nothing is migrated (read-only commands never change a database).
+    pub async fn connect_with(url: &str, max_connections: u32, existing_only: bool) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Config("invalid PostgreSQL database URL".into()))?
             // A session idle inside a transaction would hold the read horizon back for everyone.
@@ -116,7 +121,23 @@ impl PostgresBackend {
             .connect_with(options)
             .await?;
         let backend = Self { pool, wake: watch::channel(0).0, listener: std::sync::Mutex::new(None) };
-        backend.migrate().await?;
+        if existing_only {
+            match backend.migrations_applied().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(StoreError::Config(
+                        "the database is not migrated to this version; start `serve` once".into(),
+                    ))
+                }
+                Err(_) => {
+                    return Err(StoreError::Config(
+                        "not an InventoryConnect database (no schema_migrations table)".into(),
+                    ))
+                }
+            }
+        } else {
+            backend.migrate().await?;
+        }
         backend.start_listener().await?;
         Ok(backend)
     }

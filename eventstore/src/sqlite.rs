@@ -78,9 +78,15 @@ impl SqliteBackend {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`
     /// is not supported: readers and the writer need a shared file) and migrates it.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, false).await
+    }
+
+    /// With `existing_only`, a missing file is an error and nothing is migrated (read-only
+    /// commands must never create or change a database).
+    pub async fn open_with(url: &str, existing_only: bool) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|_| StoreError::Config("invalid SQLite database URL".into()))?
-            .create_if_missing(true)
+            .create_if_missing(!existing_only)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
@@ -91,14 +97,34 @@ impl SqliteBackend {
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(_) if existing_only => {
+                    StoreError::Config("no InventoryConnect database at that path (nothing was created)".into())
+                }
+                other => other.into(),
+            })?;
         let backend = Self {
             reader: SqlitePoolOptions::new().max_connections(4).test_before_acquire(false).connect_lazy_with(options),
             writer,
             wake: watch::channel(0).0,
         };
-        backend.migrate().await?;
+        if existing_only {
+            backend.require_migrated().await?;
+        } else {
+            backend.migrate().await?;
+        }
         Ok(backend)
+    }
+
+    async fn require_migrated(&self) -> Result<()> {
+        match self.migrations_applied().await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                Err(StoreError::Config("the database is not migrated to this version; start `serve` once".into()))
+            }
+            Err(_) => Err(StoreError::Config("not an InventoryConnect database (no schema_migrations table)".into())),
+        }
     }
 
     async fn migrate(&self) -> Result<()> {
