@@ -14,8 +14,12 @@ fn cli(tdb: &TestDatabase, data_dir: &std::path::Path, args: &[&str]) -> Output 
 }
 
 fn cli_with_key(tdb: &TestDatabase, data_dir: &std::path::Path, key: Option<&str>, args: &[&str]) -> Output {
+    cli_at(&tdb.url, data_dir, key, args)
+}
+
+fn cli_at(url: &str, data_dir: &std::path::Path, key: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_inventory-connect"));
-    cmd.args(["--database-url", &tdb.url, "--data-dir", data_dir.to_str().unwrap()]).args(args).env("RUST_LOG", "warn");
+    cmd.args(["--database-url", url, "--data-dir", data_dir.to_str().unwrap()]).args(args).env("RUST_LOG", "warn");
     match key {
         Some(k) => cmd.env("IC_MASTER_KEY", k),
         None => cmd.env_remove("IC_MASTER_KEY"),
@@ -566,3 +570,29 @@ eventstore::backend_contract!(
     logs_are_plain_text_off_a_terminal_or_json_on_request,
     read_only_commands_never_create_or_change_a_database,
 );
+
+#[tokio::test]
+async fn the_binary_reaches_postgres_over_tls() {
+    let Some(tdb) = TestDatabase::postgres().await else { return };
+    let dir = temp_dir();
+    let tls = format!("{}?sslmode=require", tdb.url);
+    let out = cli_at(
+        &tls,
+        &dir,
+        Some(KEY),
+        &[
+            "store",
+            "create",
+            "--name",
+            "TLS Shop",
+            "--owner-email",
+            "tls@shop.test",
+            "--owner-password",
+            "cli-password-1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli_at(&tls, &dir, Some(KEY), &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
