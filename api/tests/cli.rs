@@ -560,6 +560,44 @@ async fn read_only_commands_never_create_or_change_a_database(tdb: &TestDatabase
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+async fn a_changed_migration_or_a_newer_database_refuses_to_run(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    let created = cli(
+        tdb,
+        &dir,
+        &[
+            "store",
+            "create",
+            "--name",
+            "Mig Shop",
+            "--owner-email",
+            "mig@shop.test",
+            "--owner-password",
+            "cli-password-1",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let db = eventstore::Database::connect(&tdb.url).await.unwrap();
+    db.execute_raw("UPDATE schema_migrations SET checksum = 'not-what-was-applied' WHERE version = 3").await.unwrap();
+    for args in [&["verify"][..], &["serve", "--listen", "127.0.0.1:0"], &["ledger", "key"]] {
+        let out = cli(tdb, &dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("was changed after it was applied"), "{args:?}: {}", stderr(&out));
+    }
+    // Put it back: the checksum is the file's again, and everything runs.
+    db.execute_raw("UPDATE schema_migrations SET checksum = NULL WHERE version = 3").await.unwrap();
+    assert!(cli(tdb, &dir, &["ledger", "key"]).status.success(), "a missing checksum is recorded, not refused");
+    db.execute_raw(
+        "INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES (999, '0999_future.sql', 0, 'x')",
+    )
+    .await
+    .unwrap();
+    let out = cli(tdb, &dir, &["ledger", "key"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("newer version"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 eventstore::backend_contract!(
     the_operator_commands_work_on_the_same_database,
     a_different_master_key_is_refused_before_anything_is_written,
@@ -569,6 +607,7 @@ eventstore::backend_contract!(
     an_outside_auditor_checks_a_bundle_with_no_database,
     logs_are_plain_text_off_a_terminal_or_json_on_request,
     read_only_commands_never_create_or_change_a_database,
+    a_changed_migration_or_a_newer_database_refuses_to_run,
 );
 
 #[tokio::test]

@@ -45,5 +45,41 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT PRIMARY KEY,
     name TEXT NOT NULL,
-    applied_at BIGINT NOT NULL
+    applied_at BIGINT NOT NULL,
+    checksum TEXT
 )";
+
+/// SHA-256 (hex) of a migration's SQL as this build embeds it.
+pub(crate) fn checksum(m: &Migration) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(m.sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks what the database says was applied against what this build knows: a migration whose
+/// text changed since it was applied, or a version this build does not know (a newer build
+/// migrated the database), refuses to run. Returns the applied versions whose checksum was not
+/// recorded yet (databases from before checksums), to be recorded now.
+pub(crate) fn check_applied(
+    known: &[Migration],
+    applied: &[(i64, String, Option<String>)],
+) -> crate::error::Result<Vec<(i64, String)>> {
+    let mut backfill = Vec::new();
+    for (version, name, sum) in applied {
+        let Some(m) = known.iter().find(|m| m.version == *version) else {
+            return Err(crate::error::StoreError::Config(format!(
+                "the database was migrated by a newer version (migration {version} {name} is unknown to this build); run that version or newer"
+            )));
+        };
+        let expected = checksum(m);
+        match sum {
+            Some(s) if *s != expected => {
+                return Err(crate::error::StoreError::Config(format!(
+                    "migration {version} ({name}) was changed after it was applied; refusing to run against a schema that may differ"
+                )))
+            }
+            Some(_) => {}
+            None => backfill.push((*version, expected)),
+        }
+    }
+    Ok(backfill)
+}

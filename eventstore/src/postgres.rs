@@ -123,7 +123,13 @@ impl PostgresBackend {
         let backend = Self { pool, wake: watch::channel(0).0, listener: std::sync::Mutex::new(None) };
         if existing_only {
             match backend.migrations_applied().await {
-                Ok(true) => {}
+                Ok(true) => {
+                    let applied: Vec<(i64, String, Option<String>)> =
+                        sqlx::query_as("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+                            .fetch_all(&backend.pool)
+                            .await?;
+                    migrate::check_applied(migrate::POSTGRES, &applied)?;
+                }
                 Ok(false) => {
                     return Err(StoreError::Config(
                         "the database is not migrated to this version; start `serve` once".into(),
@@ -148,6 +154,21 @@ impl PostgresBackend {
         sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
         let result = async {
             sqlx::query(migrate::CREATE_TABLE).execute(&mut *conn).await?;
+            // Databases from before checksums were recorded lack the column.
+            sqlx::query("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum TEXT")
+                .execute(&mut *conn)
+                .await?;
+            let applied: Vec<(i64, String, Option<String>)> =
+                sqlx::query_as("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for (version, sum) in migrate::check_applied(migrate::POSTGRES, &applied)? {
+                sqlx::query("UPDATE schema_migrations SET checksum = $1 WHERE version = $2")
+                    .bind(sum)
+                    .bind(version)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             for m in migrate::POSTGRES {
                 let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
                     .bind(m.version)
@@ -157,12 +178,15 @@ impl PostgresBackend {
                     tracing::info!(version = m.version, name = m.name, "applying PostgreSQL migration");
                     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-                    sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                        .bind(m.version)
-                        .bind(m.name)
-                        .bind(Utc::now().timestamp_micros())
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(Utc::now().timestamp_micros())
+                    .bind(migrate::checksum(m))
+                    .execute(&mut *tx)
+                    .await?;
                     tx.commit().await?;
                 }
             }

@@ -119,7 +119,13 @@ impl SqliteBackend {
 
     async fn require_migrated(&self) -> Result<()> {
         match self.migrations_applied().await {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                let applied: Vec<(i64, String, Option<String>)> =
+                    sqlx::query_as("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+                        .fetch_all(&self.reader)
+                        .await?;
+                migrate::check_applied(migrate::SQLITE, &applied).map(|_| ())
+            }
             Ok(false) => {
                 Err(StoreError::Config("the database is not migrated to this version; start `serve` once".into()))
             }
@@ -130,6 +136,25 @@ impl SqliteBackend {
     async fn migrate(&self) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(migrate::CREATE_TABLE).execute(&mut *tx).await?;
+        // Databases from before checksums were recorded lack the column.
+        let has_checksum: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('schema_migrations') WHERE name = 'checksum'")
+                .fetch_one(&mut *tx)
+                .await?;
+        if has_checksum == 0 {
+            sqlx::query("ALTER TABLE schema_migrations ADD COLUMN checksum TEXT").execute(&mut *tx).await?;
+        }
+        let applied: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (version, sum) in migrate::check_applied(migrate::SQLITE, &applied)? {
+            sqlx::query("UPDATE schema_migrations SET checksum = ?1 WHERE version = ?2")
+                .bind(sum)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
         for m in migrate::SQLITE {
             let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?1")
                 .bind(m.version)
@@ -138,12 +163,15 @@ impl SqliteBackend {
             if done.is_none() {
                 tracing::info!(version = m.version, name = m.name, "applying SQLite migration");
                 sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)")
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(micros(Utc::now()))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .bind(m.version)
+                .bind(m.name)
+                .bind(micros(Utc::now()))
+                .bind(migrate::checksum(m))
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
