@@ -86,6 +86,11 @@ pub enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+    /// Master-key management (run with every server stopped).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// For auditors: export the trail, write and check offline bundles.
     Audit {
         #[command(subcommand)]
@@ -121,6 +126,14 @@ pub enum StoreCommand {
         #[arg(long, env = "IC_OWNER_PASSWORD")]
         owner_password: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Re-wrap every data key and the ledger's signing key under the master key given in
+    /// `IC_NEW_MASTER_KEY` (base64, 32 bytes), in one transaction, and record it as an event.
+    /// Afterwards start everything with `IC_MASTER_KEY` set to the new key.
+    RotateMaster,
 }
 
 #[derive(Subcommand, Debug)]
@@ -423,6 +436,40 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     Ok(0)
                 }
             }
+        }
+        Command::Keys { command: KeysCommand::RotateMaster } => {
+            let Ok(new_b64) = std::env::var("IC_NEW_MASTER_KEY") else {
+                eprintln!("error: set IC_NEW_MASTER_KEY to the new master key (base64, 32 bytes); it is never a flag, so it stays out of process lists");
+                return Ok(2);
+            };
+            let new = MasterKey::from_base64(&new_b64)?;
+            let (db, store) = open(&cli).await?;
+            let rotation = db.rotate_master_key(store.master_key(), &new).await?;
+            // The record: what was re-wrapped and which key check is now in force (a prefix of
+            // an HMAC of the key, which reveals nothing of it).
+            let event = eventstore::NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                store_id: uuid::Uuid::nil(),
+                event_type: "MasterKeyRotated".into(),
+                schema_version: 1,
+                payload: serde_json::json!({
+                    "data_keys": rotation.data_keys, "ledger_keys": rotation.ledger_keys,
+                    "key_check": &new.check_value()[..16],
+                }),
+                metadata: eventstore::Metadata::system("cli"),
+                data_subject: None,
+            };
+            let rotated = EventStore::new(&db, new.clone(), Upcasters::default());
+            rotated.append("system-keys", eventstore::ExpectedVersion::Any, vec![event]).await?;
+            if std::env::var("IC_MASTER_KEY").is_err() {
+                // The local key file follows the database.
+                std::fs::write(cli.data_dir.join("master.key"), new.to_base64())?;
+            }
+            println!(
+                "Re-wrapped {} data keys and {} ledger key(s) under the new master key. Start every server and command with IC_MASTER_KEY set to it.",
+                rotation.data_keys, rotation.ledger_keys
+            );
+            Ok(0)
         }
         Command::Audit { command: AuditCommand::VerifyBundle { dir, trusted_head, public_key } } => {
             // No database: this is what an outside auditor runs on their own machine.

@@ -598,6 +598,67 @@ async fn a_changed_migration_or_a_newer_database_refuses_to_run(tdb: &TestDataba
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+async fn rotating_the_master_key_keeps_every_secret_readable_under_the_new_key_only(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    let created = cli(
+        tdb,
+        &dir,
+        &[
+            "store",
+            "create",
+            "--name",
+            "Key Rotation",
+            "--owner-email",
+            "rot@shop.test",
+            "--owner-password",
+            "cli-password-1",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key_before = stdout(&cli(tdb, &dir, &["ledger", "key"]));
+    let head = sealed_head(tdb, &dir);
+    // Without the new key: a clear usage error.
+    assert_eq!(cli(tdb, &dir, &["keys", "rotate-master"]).status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
+        .args(["--database-url", &tdb.url, "--data-dir", dir.to_str().unwrap(), "keys", "rotate-master"])
+        .env("IC_MASTER_KEY", KEY)
+        .env("IC_NEW_MASTER_KEY", OTHER_KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Re-wrapped 1 data keys and 1 ledger key(s)"), "{}", stdout(&out));
+    // The old key is refused now; the new one opens everything.
+    assert_eq!(cli_with_key(tdb, &dir, Some(KEY), &["verify"]).status.code(), Some(2));
+    let verified = cli_with_key(tdb, &dir, Some(OTHER_KEY), &["verify", "--trusted-head", head.to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(0), "{}{}", stdout(&verified), stderr(&verified));
+    assert_eq!(
+        stdout(&cli_with_key(tdb, &dir, Some(OTHER_KEY), &["ledger", "key"])),
+        key_before,
+        "the same signing key"
+    );
+    // Personal data written before the rotation decrypts under the new key.
+    let db = eventstore::Database::connect(&tdb.url).await.unwrap();
+    let store = eventstore::EventStore::new(
+        &db,
+        eventstore::MasterKey::from_base64(OTHER_KEY).unwrap(),
+        eventstore::Upcasters::default(),
+    );
+    let all = store.read_all(eventstore::Position::START, 100).await.unwrap();
+    let joined = all.iter().find(|e| e.event_type == "StaffJoined").unwrap();
+    assert_eq!(joined.payload["email"]["$pii"]["value"], "rot@shop.test", "{}", joined.payload);
+    assert!(all.iter().any(|e| e.event_type == "MasterKeyRotated"), "the rotation is recorded");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Seals and saves a head as `head.txt` in `dir`.
+fn sealed_head(tdb: &TestDatabase, dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let head = dir.join("head.txt");
+    let out = cli(tdb, dir, &["ledger", "seal", "--out", head.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    head
+}
+
 eventstore::backend_contract!(
     the_operator_commands_work_on_the_same_database,
     a_different_master_key_is_refused_before_anything_is_written,
@@ -608,6 +669,7 @@ eventstore::backend_contract!(
     logs_are_plain_text_off_a_terminal_or_json_on_request,
     read_only_commands_never_create_or_change_a_database,
     a_changed_migration_or_a_newer_database_refuses_to_run,
+    rotating_the_master_key_keeps_every_secret_readable_under_the_new_key_only,
 );
 
 #[tokio::test]

@@ -162,6 +162,21 @@ impl MasterKey {
         }
     }
 
+    /// The record's wrapped key, unwrapped with this master key and wrapped again under `new`
+    /// (same key, same binding); `Ok(None)` for a destroyed key.
+    pub fn rewrap(&self, record: &KeyRecord, new: &MasterKey) -> Result<Option<Vec<u8>>> {
+        let Some(key) = self.unwrap_key(record)? else { return Ok(None) };
+        let cipher = XChaCha20Poly1305::new((&new.0).into());
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let aad = key_aad(record.store_id, record.subject_id, record.class, record.key_id);
+        let ct = cipher
+            .encrypt(&nonce, Payload { msg: &key.key, aad: &aad })
+            .expect("encryption with a valid key cannot fail");
+        let mut wrapped = nonce.to_vec();
+        wrapped.extend_from_slice(&ct);
+        Ok(Some(wrapped))
+    }
+
     /// Unwraps a live key; `Ok(None)` if it was destroyed.
     pub fn unwrap_key(&self, record: &KeyRecord) -> Result<Option<DataKey>> {
         let Some(wrapped) = &record.wrapped else { return Ok(None) };

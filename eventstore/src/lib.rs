@@ -18,6 +18,7 @@ pub mod keycheck;
 pub mod ledger;
 mod migrate;
 pub mod postgres;
+pub mod rotation;
 pub mod sqlite;
 pub mod testing;
 pub mod types;
