@@ -60,6 +60,8 @@ pub struct Settings {
     pub seal_interval: Duration,
     /// Browser origins allowed to call the API (CORS). Empty: none.
     pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// `/readyz` fails when a projection has left an event unapplied for longer than this.
+    pub readiness_max_lag: Duration,
 }
 
 impl Default for Settings {
@@ -74,6 +76,7 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(20),
             seal_interval: Duration::from_secs(60),
             cors_origins: Vec::new(),
+            readiness_max_lag: Duration::from_secs(30),
         }
     }
 }
@@ -208,12 +211,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(Http { state, schema })
 }
 
-async fn readyz(State(http): State<Http>) -> impl IntoResponse {
-    match http.state.db.backend().migrations_applied().await {
-        Ok(true) => (StatusCode::OK, "ready"),
-        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+/// Ready when the database answers, every migration is applied, and no projection has left an
+/// event unapplied for longer than `settings.readiness_max_lag` (a stopped or far-behind
+/// projection serves stale reads).
+async fn readyz(State(http): State<Http>) -> Response {
+    let s = &http.state;
+    match s.db.backend().migrations_applied().await {
+        Ok(true) => {}
+        Ok(false) => return (StatusCode::SERVICE_UNAVAILABLE, "migrations pending").into_response(),
+        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
     }
+    let now = chrono::Utc::now();
+    for (kind, at) in s.projections.status() {
+        match s.db.backend().read_committed(at, 1).await {
+            Ok(next) => {
+                if let Some(oldest) = next.first() {
+                    let behind = now - oldest.recorded_at;
+                    if behind.to_std().unwrap_or_default() > s.settings.readiness_max_lag {
+                        let body = format!("projection {} is {} s behind", kind.name(), behind.num_seconds());
+                        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+                    }
+                }
+            }
+            Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+        }
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
 /// The ledger's signed-note verifier key, for auditors' tools and witnesses.

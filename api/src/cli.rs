@@ -68,6 +68,9 @@ pub enum Command {
         /// (repeatable; env: comma-separated). None by default.
         #[arg(long = "cors-origin", env = "IC_CORS_ORIGINS", value_delimiter = ',')]
         cors_origins: Vec<String>,
+        /// `/readyz` fails when a projection has left an event unapplied this many seconds.
+        #[arg(long, env = "IC_READINESS_MAX_LAG_SECS", default_value_t = 30)]
+        readiness_max_lag_secs: u64,
     },
     /// Manage stores (tenants).
     Store {
@@ -307,6 +310,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             shutdown_grace_secs,
             seal_interval_secs,
             cors_origins,
+            readiness_max_lag_secs,
         } => {
             let mut origins = Vec::new();
             for o in cors_origins {
@@ -332,6 +336,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 shutdown_grace: Duration::from_secs(*shutdown_grace_secs),
                 seal_interval: Duration::from_secs((*seal_interval_secs).max(1)),
                 cors_origins: origins,
+                readiness_max_lag: Duration::from_secs((*readiness_max_lag_secs).max(1)),
                 ..app::Settings::default()
             };
             let state = AppState::start_with(db, store, shutdown.clone(), settings).await?;

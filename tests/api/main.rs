@@ -1004,6 +1004,7 @@ api_tests!(
     hostile_requests_are_refused_with_clear_errors_and_write_nothing,
     a_connection_that_never_finishes_its_headers_is_closed,
     a_browser_origin_is_allowed_only_when_configured,
+    readiness_fails_when_a_projection_stops,
     // matrix.rs
     every_root_field_answers_every_role_as_the_permission_table_says,
     // inputs.rs

@@ -534,3 +534,43 @@ pub(crate) async fn a_browser_origin_is_allowed_only_when_configured(app: TestAp
         .unwrap();
     assert_eq!(allow(&r).as_deref(), Some("https://dash.example"));
 }
+
+pub(crate) async fn readiness_fails_when_a_projection_stops(app: TestApp) {
+    let settings = api::app::Settings { readiness_max_lag: std::time::Duration::from_secs(1), ..Default::default() };
+    let (url, state, _stop) = serve_on(&app.db.url, &app.key, settings).await;
+    let ready = |url: String| {
+        let client = app.client.clone();
+        async move {
+            let r = client.get(format!("{url}/readyz")).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(ready(url.clone()).await, (200, "ready".into()));
+    // An event the inventory projection cannot apply (a corrupt payload): it stops there.
+    let bad = eventstore::NewEvent {
+        event_id: uuid::Uuid::now_v7(),
+        store_id: uuid::Uuid::now_v7(),
+        event_type: "ItemAcquired".into(),
+        schema_version: 1,
+        payload: json!({"nonsense": true}),
+        metadata: eventstore::Metadata::system("test"),
+        data_subject: None,
+    };
+    state
+        .store
+        .append(&format!("item-{}", uuid::Uuid::now_v7()), eventstore::ExpectedVersion::NoStream, vec![bad])
+        .await
+        .unwrap();
+    let mut last = (0, String::new());
+    for _ in 0..60 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        last = ready(url.clone()).await;
+        if last.0 == 503 {
+            break;
+        }
+    }
+    assert_eq!(last.0, 503, "{last:?}");
+    assert!(last.1.contains("inventory"), "names the projection: {last:?}");
+    // Liveness is a different question: the process is up.
+    assert_eq!(app.client.get(format!("{url}/healthz")).send().await.unwrap().status(), 200);
+}
