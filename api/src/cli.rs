@@ -89,6 +89,15 @@ pub enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+    /// Write a consistent copy of the database to FILE (SQLite: online copy; PostgreSQL:
+    /// `pg_dump` custom format).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty target (`--database-url`), then verify every hash chain
+    /// and the Merkle tree before reporting success.
+    Restore { file: PathBuf },
     /// Master-key management (run with every server stopped).
     Keys {
         #[command(subcommand)]
@@ -441,6 +450,86 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     Ok(0)
                 }
             }
+        }
+        Command::Backup { out } => {
+            if out.exists() {
+                eprintln!("error: {} exists; a backup never overwrites a file", out.display());
+                return Ok(2);
+            }
+            let (db, _) = open_read_only(&cli).await?;
+            match &db {
+                Database::Sqlite(_) => {
+                    // VACUUM INTO: a transactionally consistent copy while the server runs.
+                    let path = out.to_str().ok_or("the backup path is not UTF-8")?.replace('\'', "''");
+                    db.execute_raw(&format!("VACUUM INTO '{path}'")).await?;
+                }
+                Database::Postgres(_) => {
+                    let url = cli.database_url.clone().unwrap_or_default();
+                    let status = std::process::Command::new("pg_dump")
+                        .args(["--format=custom", "--no-owner", "--file"])
+                        .arg(out)
+                        .arg(url)
+                        .status();
+                    match status {
+                        Ok(s) if s.success() => {}
+                        Ok(s) => return Err(format!("pg_dump failed ({s})").into()),
+                        Err(e) => return Err(format!("pg_dump is needed for PostgreSQL backups: {e}").into()),
+                    }
+                }
+            }
+            println!("backup written to {}", out.display());
+            Ok(0)
+        }
+        Command::Restore { file } => {
+            if !file.exists() {
+                eprintln!("error: no backup at {}", file.display());
+                return Ok(2);
+            }
+            let url = match &cli.database_url {
+                Some(u) => u.clone(),
+                None => format!("sqlite://{}", cli.data_dir.join("inventory-connect.db").display()),
+            };
+            if url.starts_with("sqlite:") {
+                let target = PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:"));
+                if target.exists() {
+                    eprintln!("error: {} exists; restore only into an empty target", target.display());
+                    return Ok(2);
+                }
+                if let Some(dir) = target.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::copy(file, &target)?;
+            } else {
+                // The target database must exist and be empty.
+                let db = Database::connect_raw(&url).await?;
+                if db.has_tables().await? {
+                    eprintln!("error: the target database is not empty; restore only into an empty one");
+                    return Ok(2);
+                }
+                let status = std::process::Command::new("pg_restore")
+                    .args(["--no-owner", "--exit-on-error", "--dbname"])
+                    .arg(&url)
+                    .arg(file)
+                    .status();
+                match status {
+                    Ok(s) if s.success() => {}
+                    Ok(s) => return Err(format!("pg_restore failed ({s})").into()),
+                    Err(e) => return Err(format!("pg_restore is needed for PostgreSQL restores: {e}").into()),
+                }
+            }
+            let (db, store) = open_read_only(&cli).await?;
+            let report = store.verify().await?;
+            if let Some(broken) = report.broken {
+                println!("BROKEN: the restored log fails verification at position {}: {broken}", broken.position());
+                return Ok(1);
+            }
+            let ledger = eventstore::ledger::Ledger::new(&db, store.master_key());
+            if let Err(problem) = ledger.check(None).await? {
+                println!("BROKEN: {problem}");
+                return Ok(1);
+            }
+            println!("restored and verified {} events in {} streams", report.events, report.streams);
+            Ok(0)
         }
         Command::Keys { command: KeysCommand::RotateMaster } => {
             let Ok(new_b64) = std::env::var("IC_NEW_MASTER_KEY") else {

@@ -650,6 +650,55 @@ async fn rotating_the_master_key_keeps_every_secret_readable_under_the_new_key_o
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+async fn a_backup_restores_into_an_empty_target_and_verifies(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let created = cli(
+        tdb,
+        &dir,
+        &[
+            "store",
+            "create",
+            "--name",
+            "Backup Shop",
+            "--owner-email",
+            "bk@shop.test",
+            "--owner-password",
+            "cli-password-1",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let head = sealed_head(tdb, &dir);
+    let file = dir.join("backup.bin");
+    let out = cli(tdb, &dir, &["backup", "--out", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(cli(tdb, &dir, &["backup", "--out", file.to_str().unwrap()]).status.code(), Some(2), "never overwrites");
+    // Into an empty target of the same backend.
+    let target = if tdb.url.starts_with("postgres") {
+        let t = another(tdb).await;
+        let url = t.url.clone();
+        std::mem::forget(t); // dropped below, after use
+        url
+    } else {
+        format!("sqlite://{}", dir.join("restored.db").display())
+    };
+    let out = cli_at(&target, &dir, Some(KEY), &["restore", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("restored and verified 2 events"), "{}", stdout(&out));
+    let out = cli_at(&target, &dir, Some(KEY), &["verify", "--trusted-head", head.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "the restored log extends the head saved before: {}", stdout(&out));
+    // Not into a target that holds data.
+    let out = cli_at(&target, &dir, Some(KEY), &["restore", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    if target.starts_with("postgres") {
+        let admin = eventstore::testing::postgres_admin_url();
+        let name = target.rsplit('/').next().unwrap().to_owned();
+        let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Seals and saves a head as `head.txt` in `dir`.
 fn sealed_head(tdb: &TestDatabase, dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
@@ -670,6 +719,7 @@ eventstore::backend_contract!(
     read_only_commands_never_create_or_change_a_database,
     a_changed_migration_or_a_newer_database_refuses_to_run,
     rotating_the_master_key_keeps_every_secret_readable_under_the_new_key_only,
+    a_backup_restores_into_an_empty_target_and_verifies,
 );
 
 #[tokio::test]

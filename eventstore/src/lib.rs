@@ -74,6 +74,12 @@ impl Database {
         }
     }
 
+    /// A bare connection to a PostgreSQL database (no migration, no checks): for restoring into.
+    pub async fn connect_raw(url: &str) -> Result<RawPostgres> {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
+        Ok(RawPostgres(pool))
+    }
+
     pub fn backend(&self) -> Arc<dyn Backend> {
         match self {
             Self::Sqlite(b) => b.clone(),
@@ -87,6 +93,19 @@ impl Database {
             Self::Sqlite(b) => sqlx::raw_sql(sql).execute(b.writer()).await?.rows_affected(),
             Self::Postgres(b) => sqlx::raw_sql(sql).execute(b.pool()).await?.rows_affected(),
         })
+    }
+}
+
+/// A bare PostgreSQL connection (see [`Database::connect_raw`]).
+pub struct RawPostgres(sqlx::PgPool);
+
+impl RawPostgres {
+    /// Whether the database has any table in its public schema.
+    pub async fn has_tables(&self) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'")
+            .fetch_one(&self.0)
+            .await?;
+        Ok(n > 0)
     }
 }
 
