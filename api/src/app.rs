@@ -97,7 +97,8 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         settings: Settings,
     ) -> anyhow_free::Result<Arc<Self>> {
-        // Never serve (or project) under a master key the database was not initialised with.
+        crate::metrics::handle(); // the recorder exists before the first counter
+                                  // Never serve (or project) under a master key the database was not initialised with.
         db.check_master_key(store.master_key()).await?;
         let read = ReadDb::new(&db);
         let projections = Projections::start(&read, &store, shutdown.clone()).await?;
@@ -184,6 +185,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/graphql", get(graphiql).post(graphql))
         .route("/.well-known/inventory-connect/ledger-key", get(ledger_key))
+        .route("/metrics", get(metrics_endpoint))
         .layer(RequestBodyLimitLayer::new(256 * 1024))
         // Request log: method, path, status, latency. Never the query string or body: GraphQL
         // over GET carries variables (personal data) in the query string.
@@ -237,6 +239,11 @@ async fn readyz(State(http): State<Http>) -> Response {
         }
     }
     (StatusCode::OK, "ready").into_response()
+}
+
+async fn metrics_endpoint(State(http): State<Http>) -> Response {
+    let body = crate::metrics::render(&http.state).await;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// The ledger's signed-note verifier key, for auditors' tools and witnesses.
@@ -325,6 +332,8 @@ async fn graphql(
     let client_ip = client_ip(peer.ip(), &headers, &http.state.settings.trusted_proxies);
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|h| h.to_str().ok()).map(str::to_owned);
     let req = req.data(RequestContext { viewer, request_id, correlation_id, client_ip: Some(client_ip), user_agent });
+    let operation = crate::metrics::operation_label(req.operation_name.as_deref());
+    let started = std::time::Instant::now();
     let mut response = http.schema.execute(req).await;
     // Resolver errors always carry a code (ApiError). Errors without one come from
     // async-graphql itself — syntax, validation, wrong input types, depth/complexity limits —
@@ -335,6 +344,15 @@ async fn graphql(
             ext.set("code", "BAD_USER_INPUT");
         }
     }
+    let outcome = response
+        .errors
+        .first()
+        .and_then(|e| e.extensions.as_ref())
+        .and_then(|x| x.get("code"))
+        .map_or_else(|| "ok".to_owned(), |c| c.to_string().trim_matches('"').to_owned());
+    metrics::counter!("ic_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!("ic_graphql_request_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
     GraphQLResponse::from(response).into_response()
 }
 

@@ -174,11 +174,19 @@ impl EventStore {
         batches: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
     ) -> Result<Vec<AppendResult>> {
         let mut attempt = 0;
+        let events: usize = batches.iter().map(|(_, _, e)| e.len()).sum();
         loop {
             let (sealed, new_keys) = self.seal_batches(&batches).await?;
             match self.backend.append_streams(sealed, new_keys).await {
                 Err(StoreError::KeyRace) if attempt < 5 => attempt += 1,
-                result => return result,
+                result => {
+                    match &result {
+                        Ok(_) => metrics::counter!("ic_events_appended_total").increment(events as u64),
+                        Err(StoreError::Conflict { .. }) => metrics::counter!("ic_append_conflicts_total").increment(1),
+                        Err(_) => {}
+                    }
+                    return result;
+                }
             }
         }
     }

@@ -1005,6 +1005,7 @@ api_tests!(
     a_connection_that_never_finishes_its_headers_is_closed,
     a_browser_origin_is_allowed_only_when_configured,
     readiness_fails_when_a_projection_stops,
+    metrics_count_requests_appends_and_projection_lag_without_personal_data,
     // matrix.rs
     every_root_field_answers_every_role_as_the_permission_table_says,
     // inputs.rs

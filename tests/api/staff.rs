@@ -574,3 +574,43 @@ pub(crate) async fn readiness_fails_when_a_projection_stops(app: TestApp) {
     // Liveness is a different question: the process is up.
     assert_eq!(app.client.get(format!("{url}/healthz")).send().await.unwrap().status(), 200);
 }
+
+pub(crate) async fn metrics_count_requests_appends_and_projection_lag_without_personal_data(app: TestApp) {
+    let owner = app.owner().await;
+    let body = json!({"operationName": "AddCustomer", "query": "mutation AddCustomer { createCustomer(input: {name: \"Metric Maria\", email: \"maria@metrics.example\"}) { errors { code } } }"});
+    let r: Value = app
+        .client
+        .post(format!("{}/graphql", app.url))
+        .bearer_auth(&owner)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["data"]["createCustomer"]["errors"], json!([]), "{r}");
+    let r = app
+        .client
+        .post(format!("{}/graphql", app.url))
+        .json(&json!({"operationName": "Peek", "query": "query Peek { me { role } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let text = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        r#"ic_graphql_requests_total{operation="AddCustomer",outcome="ok"}"#,
+        r#"ic_graphql_requests_total{operation="Peek",outcome="UNAUTHENTICATED"}"#,
+        "ic_graphql_request_duration_seconds_bucket{operation=\"AddCustomer\"",
+        "ic_events_appended_total",
+        r#"ic_projection_lag_seconds{projection="customers"}"#,
+        r#"ic_projection_position{projection="audit"}"#,
+        "ic_db_pool_connections{pool=",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    for secret in ["Metric Maria", "maria@metrics.example"] {
+        assert!(!text.contains(secret), "personal data in metrics");
+    }
+}
