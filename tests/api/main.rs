@@ -2,6 +2,7 @@
 //! over real HTTP, against both backends. Each test has its own database.
 
 mod audit;
+mod evolution;
 mod inputs;
 mod isolation;
 mod ledger;
