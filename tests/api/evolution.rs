@@ -81,9 +81,9 @@ fn shape(sdl: &str) -> Shape {
 
 /// `X!` → `X` is fine for an input, breaking for an output; the reverse the other way round.
 fn type_change(old: &str, new: &str, input: bool) -> Level {
-    if old == new {
-        Level::Safe
-    } else if input && old.strip_suffix('!') == Some(new) || !input && new.strip_suffix('!') == Some(old) {
+    let loosened = old.strip_suffix('!') == Some(new);
+    let tightened = new.strip_suffix('!') == Some(old);
+    if old == new || (input && loosened) || (!input && tightened) {
         Level::Safe
     } else {
         Level::Breaking
