@@ -20,6 +20,9 @@ mod migrate;
 pub mod postgres;
 pub mod rotation;
 pub mod sqlite;
+/// Throwaway test databases and the backend contract macro: the `testing` feature only, never
+/// in the release binary.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod types;
 pub mod upcast;

@@ -80,7 +80,8 @@ pub enum ProjectionError {
     /// Read models did not reach the requested position in time. Caller: `CONSISTENCY_TIMEOUT`.
     #[error("read models did not reach the requested position in time")]
     ConsistencyTimeout,
-    /// Failure injected by a test between two events of a batch.
+    /// Failure injected by a test between two events of a batch (the `testing` feature only).
+    #[cfg(any(test, feature = "testing"))]
     #[error("injected failure")]
     Injected,
 }
@@ -221,7 +222,9 @@ pub struct Runner {
     batch: usize,
     progress: watch::Sender<Position>,
     leading: watch::Sender<bool>,
-    /// Test hook: fail after applying this many events of the next batch.
+    /// Test hook: fail after applying this many events of the next batch. Compiled only with
+    /// the `testing` feature, never into the release binary.
+    #[cfg(any(test, feature = "testing"))]
     pub fail_after: Option<usize>,
 }
 
@@ -252,6 +255,7 @@ impl Runner {
             batch: 500,
             progress: watch::channel(checkpoint).0,
             leading: watch::channel(false).0,
+            #[cfg(any(test, feature = "testing"))]
             fail_after: None,
         })
     }
@@ -285,13 +289,15 @@ impl Runner {
         let events = self.store.read_all(self.checkpoint, self.batch).await?;
         let Some(last) = events.last() else { return Ok(0) };
         let (from, to, kind) = (self.checkpoint, last.position, self.kind);
+        #[cfg(any(test, feature = "testing"))]
         let fail_after = self.fail_after.take();
         let moved = with_writer!(&self.db, m, pool => {
             let mut tx = pool.begin().await?;
             // Claim the range first: a racing runner blocks here, then finds the row moved.
             if m::advance(&mut tx, kind.name(), from, to).await? {
-                for (i, e) in events.iter().enumerate() {
-                    if fail_after == Some(i) {
+                for (_i, e) in events.iter().enumerate() {
+                    #[cfg(any(test, feature = "testing"))]
+                    if fail_after == Some(_i) {
                         return Err(ProjectionError::Injected);
                     }
                     m::apply(&mut tx, kind, e).await?;
