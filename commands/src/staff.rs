@@ -30,12 +30,6 @@ pub async fn roster(store: &EventStore, store_id: StoreId) -> Result<Store, Comm
     Ok(load::<Store>(store, store_id, &store_id.stream_id()).await?.0)
 }
 
-/// The store's name as opened (for the password policy).
-async fn store_name(store: &EventStore, store_id: StoreId) -> Result<Option<String>, CommandError> {
-    let events = store.read_stream(&store_id.stream_id(), 0).await?;
-    Ok(events.first().and_then(|e| e.payload.get("name")).and_then(|n| n.as_str()).map(str::to_owned))
-}
-
 /// Hashes off the async workers (argon2 is deliberately slow).
 async fn hash(password: Password) -> Result<String, CommandError> {
     tokio::task::spawn_blocking(move || password.hash())
@@ -54,13 +48,13 @@ pub async fn add_staff(
     password: &str,
     role: Role,
 ) -> Result<(UserId, Position), CommandError> {
-    let name_of_store = store_name(store, ctx.store_id).await?;
+    let roster = roster(store, ctx.store_id).await?;
     let password =
-        Password::parse(password, PasswordContext { email: Some(email), name, store_name: name_of_store.as_deref() })?;
+        Password::parse(password, PasswordContext { email: Some(email), name, store_name: roster.name.as_deref() })?;
     let user_id = UserId::new_v7();
     let cmd = StoreCommand::AddMember { user_id, email: email.to_owned(), name: name.map(str::to_owned), role };
     // Validate before hashing and before writing anything.
-    roster(store, ctx.store_id).await?.decide(&cmd)?;
+    roster.decide(&cmd)?;
     accounts.put_credential(user_id.as_uuid(), ctx.store_id.as_uuid(), &hash(password).await?).await?;
     let out = execute::<Store>(store, ctx, &ctx.store_id.stream_id(), &cmd).await?;
     Ok((user_id, out.position.expect("adding staff always records an event")))
@@ -167,13 +161,12 @@ pub async fn accept_invitation(
     let invitation_id = record.ref_id.ok_or_else(invitation_not_found)?;
     let roster = roster(store, store_id).await?;
     let inv = roster.invitations.get(&invitation_id).ok_or_else(invitation_not_found)?.clone();
-    let store_name = store_name(store, store_id).await?;
     let password = Password::parse(
         password,
         PasswordContext {
             email: inv.email.as_deref(),
             name: name.or(inv.name.as_deref()),
-            store_name: store_name.as_deref(),
+            store_name: roster.name.as_deref(),
         },
     )?;
     let cmd = StoreCommand::AcceptInvitation { invitation_id, name: name.map(str::to_owned), now: Utc::now() };
@@ -234,8 +227,7 @@ async fn new_password(
 ) -> Result<Password, CommandError> {
     let roster = roster(store, store_id).await?;
     let email = roster.members.get(&user_id).and_then(|m| m.email.clone());
-    let name_of_store = store_name(store, store_id).await?;
-    let context = PasswordContext { email: email.as_deref(), name: None, store_name: name_of_store.as_deref() };
+    let context = PasswordContext { email: email.as_deref(), name: None, store_name: roster.name.as_deref() };
     Password::parse(raw, context).map_err(|e| match e {
         DomainError::Invalid { reason, .. } => DomainError::Invalid { field: "newPassword", reason }.into(),
         other => other.into(),

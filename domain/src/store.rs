@@ -136,6 +136,8 @@ pub struct Invitation {
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     pub opened: Option<StoreId>,
+    /// The name the store was opened with (the password policy keeps it out of passwords).
+    pub name: Option<String>,
     pub members: BTreeMap<UserId, Member>,
     pub invitations: BTreeMap<Uuid, Invitation>,
 }
@@ -320,7 +322,10 @@ impl Aggregate for Store {
 
     fn evolve(mut self, event: &StoreEvent) -> Self {
         match event {
-            StoreEvent::StoreOpened { store_id, .. } => self.opened = Some(*store_id),
+            StoreEvent::StoreOpened { store_id, name } => {
+                self.opened = Some(*store_id);
+                self.name = Some(name.clone());
+            }
             StoreEvent::StaffInvited { invitation_id, user_id, email, name, role, expires_at, .. } => {
                 self.invitations.insert(
                     *invitation_id,

@@ -118,6 +118,23 @@ pub enum BundleVerdict {
     Broken(String),
 }
 
+/// Why the bundle's events are not an extension of the head `cp` (`None` when they are).
+fn not_extended(cp: &ledger::Checkpoint, leaves: &[tree::Hash], head: &str) -> Option<String> {
+    if cp.size > leaves.len() as u64 {
+        return Some(format!(
+            "{head} covers {} events but the bundle has only {}: events were deleted",
+            cp.size,
+            leaves.len()
+        ));
+    }
+    (tree::root(&leaves[..cp.size as usize]) != cp.root).then(|| {
+        format!(
+            "the log is not an extension of {head} of {} events: events were changed, removed or reordered",
+            cp.size
+        )
+    })
+}
+
 /// Checks a bundle offline. `Err` means it could not be checked (missing or unreadable files).
 pub fn verify_bundle(
     dir: &Path,
@@ -170,18 +187,8 @@ pub fn verify_bundle(
             Ok(cp) => cp,
             Err(e) => return Ok(BundleVerdict::Broken(format!("head of {} events: {e}", h.tree_size))),
         };
-        if cp.size > leaves.len() as u64 {
-            return Ok(BundleVerdict::Broken(format!(
-                "a signed head covers {} events but the bundle has {}: events were removed",
-                cp.size,
-                leaves.len()
-            )));
-        }
-        if tree::root(&leaves[..cp.size as usize]) != cp.root {
-            return Ok(BundleVerdict::Broken(format!(
-                "the first {} events do not hash to their signed head: events were changed, removed or reordered",
-                cp.size
-            )));
+        if let Some(problem) = not_extended(&cp, &leaves, "a signed head") {
+            return Ok(BundleVerdict::Broken(problem));
         }
         heads += 1;
     }
@@ -190,18 +197,8 @@ pub fn verify_bundle(
             Ok(cp) => cp,
             Err(e) => return Ok(BundleVerdict::Broken(format!("the trusted head does not verify: {e}"))),
         };
-        if cp.size > leaves.len() as u64 {
-            return Ok(BundleVerdict::Broken(format!(
-                "the trusted head covers {} events but the bundle has only {}: events were deleted",
-                cp.size,
-                leaves.len()
-            )));
-        }
-        if tree::root(&leaves[..cp.size as usize]) != cp.root {
-            return Ok(BundleVerdict::Broken(format!(
-                "the log is not an extension of the trusted head of {} events",
-                cp.size
-            )));
+        if let Some(problem) = not_extended(&cp, &leaves, "the trusted head") {
+            return Ok(BundleVerdict::Broken(problem));
         }
     }
     Ok(BundleVerdict::Verified { events: leaves.len() as u64, heads })
