@@ -295,11 +295,13 @@ impl Runner {
             let mut tx = pool.begin().await?;
             // Claim the range first: a racing runner blocks here, then finds the row moved.
             if m::advance(&mut tx, kind.name(), from, to).await? {
-                for (_i, e) in events.iter().enumerate() {
+                for (i, e) in events.iter().enumerate() {
                     #[cfg(any(test, feature = "testing"))]
-                    if fail_after == Some(_i) {
+                    if fail_after == Some(i) {
                         return Err(ProjectionError::Injected);
                     }
+                    #[cfg(not(any(test, feature = "testing")))]
+                    let _ = i;
                     m::apply(&mut tx, kind, e).await?;
                 }
                 tx.commit().await?;

@@ -140,6 +140,20 @@ pub(crate) async fn sales_auditor_and_compliance_are_invited_and_each_sees_what_
         .map(|e| e["node"]["role"].as_str().unwrap())
         .collect();
     assert_eq!(roles, ["OWNER", "SALES", "AUDITOR", "COMPLIANCE"], "{r}");
+    // Keyset pages: two, then the rest after the cursor.
+    const PAGE: &str = "query($a: String) { staffMembers(first: 2, after: $a) { pageInfo { hasNextPage endCursor } edges { node { role } } } }";
+    let p1 = app.gql(Some(&owner), PAGE, json!({"a": null})).await;
+    assert_eq!(p1["data"]["staffMembers"]["pageInfo"]["hasNextPage"], true, "{p1}");
+    let p2 = app.gql(Some(&owner), PAGE, json!({"a": p1["data"]["staffMembers"]["pageInfo"]["endCursor"]})).await;
+    let rest: Vec<&str> = p2["data"]["staffMembers"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["AUDITOR", "COMPLIANCE"], "{p2}");
+    let bad = app.gql(Some(&owner), PAGE, json!({"a": "not-a-cursor"})).await;
+    assert_eq!(code(&bad), "BAD_USER_INPUT", "{bad}");
     let r = app
         .gql(
             Some(&owner),

@@ -9,14 +9,12 @@ use crate::auth::Viewer;
 use crate::error::ApiError;
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use commands::staff::{InviteRequest, RosterChange};
 use domain::store::RosterActor;
 use domain::UserId;
 use eventstore::Position;
-use projections::rows::StaffRow;
+use projections::rows::{Cursor, CursorValue, StaffRow};
 use projections::staff::StaffQuery as StaffPage;
 use uuid::Uuid;
 
@@ -181,15 +179,14 @@ async fn member_payload(
     })
 }
 
-fn encode_cursor(r: &StaffRow) -> String {
-    B64.encode(format!("{}:{}", r.created_at, r.user_id))
-}
+/// The list's sort key, for the shared cursor helpers (`super::encode_cursor`).
+const STAFF_ORDER: &str = "staff-joined";
 
-fn decode_cursor(raw: &str) -> Result<(i64, Uuid), ApiError> {
-    let bad = || ApiError::BadUserInput("after is not a cursor from this list".into());
-    let text = String::from_utf8(B64.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (at, id) = text.split_once(':').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, Uuid::parse_str(id).map_err(|_| bad())?))
+fn staff_cursor(c: &Cursor) -> Result<(i64, Uuid), ApiError> {
+    match c.value {
+        CursorValue::Int(at) => Ok((at, c.id)),
+        CursorValue::Text(_) => Err(ApiError::BadUserInput("after is not a cursor from this list".into())),
+    }
 }
 
 #[derive(Default)]
@@ -212,13 +209,14 @@ impl StaffQuery {
             role: f.role.map(Into::into),
             active: f.active,
             first: page_size(first)?,
-            after: after.as_deref().map(decode_cursor).transpose()?,
+            after: super::decode_cursor(STAFF_ORDER, after.as_deref())?.as_ref().map(staff_cursor).transpose()?,
         };
         let (rows, has_next, total) = state(ctx).read.staff(&q).await.map_err(ApiError::from)?;
         let mut conn =
             Connection::with_additional_fields(q.after.is_some(), has_next, ConnectionFields { total_count: total });
         for r in rows {
-            let cursor = encode_cursor(&r);
+            let cursor =
+                super::encode_cursor(STAFF_ORDER, &Cursor { value: CursorValue::Int(r.created_at), id: r.user_id });
             if let Some(node) = StaffMember::from_row(r) {
                 conn.edges.push(Edge::new(cursor, node));
             }
