@@ -193,9 +193,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
                     let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
+                    // `otel.*` and the semantic-convention names shape the exported trace span.
+                    tracing::info_span!(
+                        "http",
+                        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+                        otel.kind = "server",
+                        request_id = %id,
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        http.response.status_code = tracing::field::Empty,
+                    )
                 })
-                .on_response(|res: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                .on_response(|res: &axum::http::Response<_>, latency: Duration, span: &tracing::Span| {
+                    span.record("http.response.status_code", i64::from(res.status().as_u16()));
                     tracing::info!(
                         status = res.status().as_u16(),
                         latency_ms = latency.as_secs_f64() * 1000.0,
@@ -334,7 +344,14 @@ async fn graphql(
     let req = req.data(RequestContext { viewer, request_id, correlation_id, client_ip: Some(client_ip), user_agent });
     let operation = crate::metrics::operation_label(req.operation_name.as_deref());
     let started = std::time::Instant::now();
-    let mut response = http.schema.execute(req).await;
+    let span = tracing::info_span!(
+        "graphql",
+        otel.name = %format_args!("graphql {operation}"),
+        graphql.operation.name = %operation,
+        outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let mut response = tracing::Instrument::instrument(http.schema.execute(req), span.clone()).await;
     // Resolver errors always carry a code (ApiError). Errors without one come from
     // async-graphql itself — syntax, validation, wrong input types, depth/complexity limits —
     // and are all the client's input.
@@ -350,6 +367,10 @@ async fn graphql(
         .and_then(|e| e.extensions.as_ref())
         .and_then(|x| x.get("code"))
         .map_or_else(|| "ok".to_owned(), |c| c.to_string().trim_matches('"').to_owned());
+    span.record("outcome", outcome.as_str());
+    if outcome != "ok" {
+        span.record("otel.status_code", "ERROR");
+    }
     metrics::counter!("ic_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
     metrics::histogram!("ic_graphql_request_duration_seconds", "operation" => operation)
         .record(started.elapsed().as_secs_f64());

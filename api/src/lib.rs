@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod metrics;
 pub mod sessions;
+pub mod telemetry;
 pub mod throttle;
 
 /// The schema in SDL, for the golden file `api/schema.graphql`.

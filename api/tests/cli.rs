@@ -5,6 +5,10 @@
 use eventstore::testing::TestDatabase;
 use std::process::{Command, Output};
 
+#[path = "cli/server.rs"]
+mod server;
+use server::sigterm_lets_the_request_in_flight_finish_and_exits_0;
+
 /// A fixed test key: the same one for every invocation, as in production.
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const OTHER_KEY: &str = "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=";
@@ -200,68 +204,6 @@ async fn the_operator_commands_work_on_the_same_database(tdb: &TestDatabase) {
     let broken = cli(tdb, &dir, &["verify"]);
     assert_eq!(broken.status.code(), Some(1));
     assert!(stdout(&broken).starts_with("BROKEN at position"), "{}", stdout(&broken));
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-async fn sigterm_lets_the_request_in_flight_finish_and_exits_0(tdb: &TestDatabase) {
-    let dir = temp_dir();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
-        .args(["--database-url", &tdb.url, "--data-dir", dir.to_str().unwrap()])
-        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
-        .env("IC_MASTER_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "the server came up");
-    let login = r#"{"query":"mutation { login(input: {email: \"owner@demo.inventoryconnect.test\", password: \"vintage-showroom-2026\"}) { token } }"}"#;
-    let r: serde_json::Value = client
-        .post(format!("{base}/graphql"))
-        .header("content-type", "application/json")
-        .body(login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = r["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
-    // A request that takes a while: it waits (5 s at most) for a position the log has not reached.
-    let slow = tokio::spawn({
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            client
-                .post(format!("{base}/graphql"))
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .body(r#"{"query":"{ inventoryItems(minPosition: \"999999999.0\") { totalCount } }"}"#)
-                .send()
-                .await
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let answered = slow.await.unwrap().expect("the request in flight was answered, not cut");
-    assert_eq!(answered.status(), 200);
-    let body: serde_json::Value = answered.json().await.unwrap();
-    assert_eq!(body["errors"][0]["extensions"]["code"], "CONSISTENCY_TIMEOUT", "{body}");
-    let status = tokio::task::spawn_blocking(move || server.wait()).await.unwrap().unwrap();
-    assert_eq!(status.code(), Some(0), "a clean exit");
-    // New connections are refused once it has stopped.
-    assert!(client.get(format!("{base}/healthz")).send().await.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
