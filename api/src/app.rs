@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use eventstore::{Accounts, Database, EventStore};
-use projections::{Projections, ReadDb};
+use eventstore::erasures::ErasureLedger;
+use eventstore::{Accounts, Database, EventStore, Position};
+use projections::{Kind, Projections, ReadDb};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Longest a query waits for `minPosition` before `CONSISTENCY_TIMEOUT`.
     pub consistency_timeout: Duration,
+    /// Where erasures are also recorded, outside the database (see `eventstore::erasures`).
+    pub erasure_ledger: Option<ErasureLedger>,
 }
 
 /// Server settings (each has a `serve` flag and environment variable; see the CLI).
@@ -62,6 +65,9 @@ pub struct Settings {
     pub cors_origins: Vec<axum::http::HeaderValue>,
     /// `/readyz` fails when a projection has left an event unapplied for longer than this.
     pub readiness_max_lag: Duration,
+    /// The erasure ledger file. `serve` always has one (default `<data-dir>/erasure-ledger.jsonl`);
+    /// `None` only for embedded uses such as tests that do not restore.
+    pub erasure_ledger: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -77,6 +83,7 @@ impl Default for Settings {
             seal_interval: Duration::from_secs(60),
             cors_origins: Vec::new(),
             readiness_max_lag: Duration::from_secs(30),
+            erasure_ledger: None,
         }
     }
 }
@@ -97,9 +104,18 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         settings: Settings,
     ) -> anyhow_free::Result<Arc<Self>> {
-        crate::metrics::handle(); // the recorder exists before the first counter
-                                  // Never serve (or project) under a master key the database was not initialised with.
+        // The recorder exists before the first counter.
+        crate::metrics::handle();
+        // Never serve (or project) under a master key the database was not initialised with.
         db.check_master_key(store.master_key()).await?;
+        // Before the first request: a restored copy must not bring an erased subject back.
+        let erasure_ledger = settings.erasure_ledger.clone().map(ErasureLedger::new);
+        if let Some(ledger) = &erasure_ledger {
+            let n = commands::privacy::reapply_erasures(&store, ledger).await?;
+            if n > 0 {
+                tracing::warn!(erasures = n, "re-applied erasures that a restored copy had undone");
+            }
+        }
         let read = ReadDb::new(&db);
         let projections = Projections::start(&read, &store, shutdown.clone()).await?;
         let accounts = Accounts::new(&db);
@@ -117,7 +133,25 @@ impl AppState {
             projections,
             settings,
             consistency_timeout: Duration::from_secs(5),
+            erasure_ledger,
         }))
+    }
+
+    /// After an erasure at `position`: once the read models have purged the subject, scrubs
+    /// storage (WAL checkpoint on SQLite, VACUUM on PostgreSQL) so no copy of the purged values
+    /// is left behind. Failures are logged: the erasure itself is complete either way.
+    pub async fn scrub_after_erasure(&self, position: Option<Position>) {
+        if let Some(p) = position {
+            if let Err(e) = self.projections.wait_for(p, Duration::from_secs(30)).await {
+                tracing::warn!(error = %e, "read models did not reach the erasure in time; storage not scrubbed yet");
+                return;
+            }
+        }
+        let tables: Vec<&'static str> =
+            [Kind::Customers, Kind::Privacy, Kind::Directory].iter().flat_map(|k| k.tables().iter().copied()).collect();
+        if let Err(e) = self.db.scrub(&tables).await {
+            tracing::warn!(error = %e, "storage scrub after an erasure failed");
+        }
     }
 }
 

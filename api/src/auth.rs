@@ -211,6 +211,8 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
         }
         ("Mutation", "refundPayment" | "returnSale") => Requires(Refund),
         ("Mutation", "grantConsent" | "withdrawConsent") => Requires(ManageConsent),
+        ("Query", "privacyRequests" | "privacyRequest") => Requires(ManagePrivacy),
+        ("Mutation", "openPrivacyRequest" | "requestErasure") => Requires(ManagePrivacy),
         _ => return None,
     })
 }

@@ -25,11 +25,23 @@ pub struct Cli {
     /// Directory for local data: the default SQLite database and a generated master key.
     #[arg(long, env = "IC_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
+    /// The erasure ledger: every erasure is also recorded here, outside the database, and
+    /// re-applied at startup and after `restore`. Keep it on storage that is not restored with
+    /// the database. Default: `<data-dir>/erasure-ledger.jsonl`.
+    #[arg(long, env = "IC_ERASURE_LEDGER", global = true)]
+    pub erasure_ledger: Option<PathBuf>,
     /// Log lines as `pretty` text (colours only on a terminal) or `json` (one object a line).
     #[arg(long, env = "IC_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"], global = true)]
     pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The erasure ledger's path (the flag, or the default in the data directory).
+    pub fn erasure_ledger_path(&self) -> PathBuf {
+        self.erasure_ledger.clone().unwrap_or_else(|| self.data_dir.join("erasure-ledger.jsonl"))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -349,6 +361,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 seal_interval: Duration::from_secs((*seal_interval_secs).max(1)),
                 cors_origins: origins,
                 readiness_max_lag: Duration::from_secs((*readiness_max_lag_secs).max(1)),
+                erasure_ledger: Some(cli.erasure_ledger_path()),
                 ..app::Settings::default()
             };
             let state = AppState::start_with(db, store, shutdown.clone(), settings).await?;

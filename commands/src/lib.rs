@@ -10,6 +10,7 @@
 pub mod customers;
 pub mod idempotency;
 pub mod password;
+pub mod privacy;
 pub mod references;
 pub mod sales;
 pub mod staff;

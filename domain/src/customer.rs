@@ -3,8 +3,9 @@
 //! turns them into `Erased` in every replay while the stream stays valid.
 
 use crate::aggregate::{Aggregate, DomainEvent};
+use crate::privacy::PrivacyRequestId;
 use crate::values::{Email, PersonName, Phone, Text};
-use crate::{CustomerId, DomainError, Pii, StoreId, UserId};
+use crate::{CustomerId, DomainError, KeyClass, Pii, StoreId, UserId};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,6 +56,11 @@ pub enum CustomerCommand {
     /// and remain replayable; read models point them to the survivor).
     Absorb {
         merged: CustomerId,
+    },
+    /// Right to be forgotten: issued by the erasure workflow once the subject's keys are
+    /// destroyed. Read models purge every personal field of the customer on the event.
+    Erase {
+        request_id: PrivacyRequestId,
     },
 }
 
@@ -127,6 +133,12 @@ pub enum CustomerEvent {
         customer_id: CustomerId,
         merged_id: CustomerId,
     },
+    /// The customer's personal data was erased under `request_id`: their profile and consent
+    /// evidence keys are destroyed. Their sales, invoices and consent history stay.
+    CustomerErased {
+        customer_id: CustomerId,
+        request_id: PrivacyRequestId,
+    },
 }
 
 impl CustomerEvent {
@@ -135,7 +147,8 @@ impl CustomerEvent {
             Self::CustomerRegistered { customer_id, .. }
             | Self::CustomerDetailsUpdated { customer_id, .. }
             | Self::CustomerMergedInto { customer_id, .. }
-            | Self::CustomerAbsorbed { customer_id, .. } => *customer_id,
+            | Self::CustomerAbsorbed { customer_id, .. }
+            | Self::CustomerErased { customer_id, .. } => *customer_id,
         }
     }
 }
@@ -166,6 +179,8 @@ pub struct CustomerState {
     pub source: Option<String>,
     pub external_ids: BTreeMap<String, Pii<String>>,
     pub merged_into: Option<CustomerId>,
+    /// Erased by a privacy request: takes no more changes.
+    pub erased: bool,
 }
 
 fn parse_external_ids(ids: &BTreeMap<String, String>) -> Result<BTreeMap<String, Pii<String>>, DomainError> {
@@ -283,6 +298,13 @@ impl Aggregate for Customer {
                 }])
             }
             (_, None) => Err(DomainError::NotFound { kind: Self::KIND }),
+            // Erasure is a right, merged or not; erasing twice changes nothing.
+            (CustomerCommand::Erase { request_id }, Some(s)) => Ok(if s.erased {
+                vec![]
+            } else {
+                vec![CustomerEvent::CustomerErased { customer_id: s.id, request_id: *request_id }]
+            }),
+            (_, Some(s)) if s.erased => Err(DomainError::Erased { kind: Self::KIND }),
             (_, Some(s)) if s.merged_into.is_some() => {
                 Err(DomainError::IllegalTransition { action: "change a customer", state: "MERGED".into() })
             }
@@ -431,7 +453,22 @@ impl Aggregate for Customer {
                     source: source.clone(),
                     external_ids: external_ids.clone(),
                     merged_into: None,
+                    erased: false,
                 });
+            }
+            CustomerEvent::CustomerErased { .. } => {
+                if let Some(s) = self.state.as_mut() {
+                    let erased = Pii::Erased { class: KeyClass::Profile, at: None };
+                    s.name = erased;
+                    s.email = None;
+                    s.phone = None;
+                    s.notes = None;
+                    s.tags.clear();
+                    s.address = None;
+                    s.birthday = None;
+                    s.external_ids.clear();
+                    s.erased = true;
+                }
             }
             CustomerEvent::CustomerMergedInto { survivor_id, .. } => {
                 if let Some(s) = self.state.as_mut() {
@@ -501,7 +538,6 @@ impl Aggregate for Customer {
 mod tests {
     use super::*;
     use crate::aggregate::testing::given;
-    use crate::KeyClass;
 
     fn register() -> RegisterCustomer {
         RegisterCustomer {
@@ -635,6 +671,24 @@ mod tests {
         given::<Customer>(&[registered()])
             .when(CustomerCommand::MergeInto { survivor: register().customer_id })
             .then_reject("INVALID");
+    }
+
+    #[test]
+    fn an_erased_customer_takes_no_more_changes_and_erasing_again_changes_nothing() {
+        let request_id = PrivacyRequestId::from_uuid(uuid::Uuid::from_u128(99));
+        let erased = given::<Customer>(&[registered()])
+            .when(CustomerCommand::Erase { request_id })
+            .then_expect(&[CustomerEvent::CustomerErased { customer_id: register().customer_id, request_id }]);
+        let state = erased.state.as_ref().unwrap();
+        assert!(state.erased && state.name.is_erased() && state.email.is_none() && state.tags.is_empty());
+        let history = [registered(), CustomerEvent::CustomerErased { customer_id: register().customer_id, request_id }];
+        given::<Customer>(&history).when(CustomerCommand::Erase { request_id }).then_expect(&[]);
+        given::<Customer>(&history)
+            .when(CustomerCommand::Update(UpdateCustomer { notes: Some("back again".into()), ..Default::default() }))
+            .then_reject("ERASED");
+        given::<Customer>(&history)
+            .when(CustomerCommand::MergeInto { survivor: CustomerId::from_uuid(uuid::Uuid::from_u128(5)) })
+            .then_reject("ERASED");
     }
 }
 

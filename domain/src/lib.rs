@@ -15,6 +15,7 @@ pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod pii;
+pub mod privacy;
 pub mod sale;
 pub mod staff;
 pub mod store;

@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bundle;
 pub mod chain;
 pub mod crypto;
+pub mod erasures;
 pub mod error;
 pub mod keycheck;
 pub mod ledger;
@@ -54,6 +55,36 @@ pub enum Database {
 }
 
 impl Database {
+    /// After an erasure reached the read models: makes sure the purged values are gone from
+    /// storage too, not only from query results. SQLite (`secure_delete` on, so freed cells are
+    /// zeroed) checkpoints the WAL into the database file and truncates it; PostgreSQL vacuums
+    /// the purged tables so no dead row version keeps a value.
+    pub async fn scrub(&self, tables: &[&'static str]) -> Result<()> {
+        match self {
+            Self::Sqlite(b) => {
+                // A reader holding an old snapshot can keep the checkpoint from finishing: retry.
+                for attempt in 0..50 {
+                    let (busy, _, _): (i64, i64, i64) =
+                        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(b.writer()).await?;
+                    if busy == 0 {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1))).await;
+                }
+                Err(StoreError::Invalid("the WAL could not be checkpointed: readers kept it busy".into()))
+            }
+            Self::Postgres(b) => {
+                for table in tables {
+                    if !table.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                        return Err(StoreError::Invalid(format!("not a table name: {table}")));
+                    }
+                    sqlx::query(&format!("VACUUM {table}")).execute(b.pool()).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// `postgres://…` selects PostgreSQL; `sqlite://path` (or `sqlite:path`) SQLite.
     pub async fn connect(url: &str) -> Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -345,6 +376,11 @@ impl EventStore {
         classes: &[KeyClass],
     ) -> Result<Vec<KeyRecord>> {
         self.backend.destroy_keys(store_id, subject_id, classes, types::now_micros()).await
+    }
+
+    /// Every key record of a subject (live and destroyed), with fingerprints.
+    pub async fn subject_keys(&self, store_id: Uuid, subject_id: Uuid) -> Result<Vec<KeyRecord>> {
+        self.backend.subject_keys(store_id, subject_id).await
     }
 
     pub fn wakeups(&self) -> watch::Receiver<u64> {

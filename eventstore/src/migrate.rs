@@ -28,6 +28,7 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     7 => "0007_staff_directory.sql",
     8 => "0008_ledger.sql",
     9 => "0009_audit.sql",
+    10 => "0010_privacy.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -40,6 +41,7 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     7 => "0007_staff_directory.sql",
     8 => "0008_ledger.sql",
     9 => "0009_audit.sql",
+    10 => "0010_privacy.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

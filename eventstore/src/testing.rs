@@ -102,3 +102,42 @@ macro_rules! backend_contract {
         }
     };
 }
+
+/// Where any of `needles` is still stored in plaintext: for SQLite, the bytes of the database
+/// file and its WAL (read as they are on disk, nothing checkpointed first); for PostgreSQL,
+/// every row of every table of the public schema cast to text. Each hit reads
+/// `"<file or table>: <needle>"`.
+pub async fn plaintext_left(url: &str, needles: &[&str]) -> Vec<String> {
+    let mut hits = Vec::new();
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        for suffix in ["", "-wal"] {
+            let file = format!("{path}{suffix}");
+            let Ok(bytes) = std::fs::read(&file) else { continue };
+            for needle in needles {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    hits.push(format!("{file}: {needle}"));
+                }
+            }
+        }
+        return hits;
+    }
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect for the plaintext scan");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(!tables.is_empty(), "no tables to scan");
+    for table in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t")).fetch_all(&mut conn).await.unwrap();
+        for needle in needles {
+            if rows.iter().any(|r| r.contains(needle)) {
+                hits.push(format!("{table}: {needle}"));
+            }
+        }
+    }
+    let _ = conn.close().await;
+    hits
+}

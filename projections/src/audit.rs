@@ -126,8 +126,14 @@ pub fn money(v: &Value) -> Option<String> {
     })
 }
 
+/// Whether a value is, or holds anywhere inside it, a personal field (e.g. a map of external
+/// ids whose values are personal): then the whole field is listed without its value.
 fn is_personal(v: &Value) -> bool {
-    v.as_object().is_some_and(|o| o.len() == 1 && o.contains_key(domain::pii::PII_MARKER))
+    match v {
+        Value::Object(o) => o.contains_key(domain::pii::PII_MARKER) || o.values().any(is_personal),
+        Value::Array(a) => a.iter().any(is_personal),
+        _ => false,
+    }
 }
 
 /// What the fold remembers per stream (label and last asking price of an item).
@@ -372,6 +378,16 @@ audit_sql!(postgres, sqlx::Postgres);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_values_nested_in_maps_and_lists_are_never_copied() {
+        let marker = json!({"$pii": {"class": "profile", "value": "shopify-7788"}});
+        assert!(is_personal(&marker));
+        assert!(is_personal(&json!({"shopify": marker.clone()})), "a map of personal values");
+        assert!(is_personal(&json!([{"note": marker}])), "a list holding one");
+        assert!(!is_personal(&json!({"minor": 5, "currency": "USD"})));
+        assert!(!is_personal(&json!(["vip"])));
+    }
 
     #[test]
     fn money_reads_like_an_invoice() {

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod privacy;
 pub mod readmodels;
 pub mod rows;
 pub mod staff;
@@ -34,10 +35,13 @@ pub enum Kind {
     Sales,
     /// The audit trail: one entry per event.
     Audit,
+    /// Privacy requests (access, erasure, …) as cases.
+    Privacy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Directory, Kind::Inventory, Kind::Customers, Kind::Sales, Kind::Audit];
+    pub const ALL: [Kind; 6] =
+        [Kind::Directory, Kind::Inventory, Kind::Customers, Kind::Sales, Kind::Audit, Kind::Privacy];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -46,6 +50,7 @@ impl Kind {
             Self::Customers => "customers",
             Self::Sales => "sales",
             Self::Audit => "audit",
+            Self::Privacy => "privacy",
         }
     }
 
@@ -53,13 +58,14 @@ impl Kind {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    pub(crate) fn tables(&self) -> &'static [&'static str] {
+    pub fn tables(&self) -> &'static [&'static str] {
         match self {
             Self::Directory => &["rm_stores", "rm_staff"],
             Self::Inventory => &["rm_inventory_items"],
             Self::Customers => &["rm_customers"],
             Self::Sales => &["rm_sales"],
             Self::Audit => &["rm_audit", "rm_audit_memo"],
+            Self::Privacy => &["rm_privacy_requests"],
         }
     }
 }
@@ -192,6 +198,21 @@ impl ReadDb {
         match self {
             ReadDb::Sqlite { reader, .. } => staff::sqlite::list(reader, q).await,
             ReadDb::Postgres(pool) => staff::postgres::list(pool, q).await,
+        }
+    }
+    pub async fn privacy_request(&self, store_id: Uuid, id: Uuid) -> Result<Option<privacy::PrivacyRequestRow>> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => privacy::sqlite::get(reader, store_id, id).await,
+            ReadDb::Postgres(pool) => privacy::postgres::get(pool, store_id, id).await,
+        }
+    }
+    pub async fn privacy_requests(
+        &self,
+        q: &privacy::PrivacyQuery,
+    ) -> Result<(Vec<privacy::PrivacyRequestRow>, bool, i64)> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => privacy::sqlite::list(reader, q).await,
+            ReadDb::Postgres(pool) => privacy::postgres::list(pool, q).await,
         }
     }
     pub async fn store_name(&self, store_id: Uuid) -> Result<Option<String>> {
@@ -438,7 +459,20 @@ impl Projections {
 /// Catches every projection up once (for CLI commands that write and exit).
 pub async fn catch_up_all(db: &ReadDb, store: &EventStore) -> Result<()> {
     for kind in Kind::ALL {
-        Runner::new(kind, db, store).await?.catch_up().await?;
+        let mut runner = Runner::new(kind, db, store).await?;
+        // On PostgreSQL a transaction open anywhere in the cluster holds newer events back from
+        // readers for a moment: keep going until everything committed has been applied.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            runner.catch_up().await?;
+            if store.count_after(runner.checkpoint()).await? == 0 {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ProjectionError::ConsistencyTimeout);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
     Ok(())
 }

@@ -238,6 +238,7 @@ macro_rules! read_models {
                         }
                     }
                     (Kind::Audit, _) => crate::audit::$module::apply(tx, e).await?,
+                    (Kind::Privacy, "privacy_request") => crate::privacy::$module::apply(tx, e).await?,
                     _ => {}
                 }
                 Ok(())
@@ -710,6 +711,12 @@ macro_rules! read_models {
                         for r in sqlx::query(&format!("SELECT {} FROM rm_audit ORDER BY event_id", crate::audit::COLS)).fetch_all(pool).await? {
                             let (id, summary, changes): (Uuid, String, String) = (r.try_get("event_id")?, r.try_get("summary")?, r.try_get("changes")?);
                             out.push(format!("{id} {summary} {changes}"));
+                        }
+                    }
+                    Kind::Privacy => {
+                        for r in sqlx::query("SELECT request_id, status, destroyed_keys FROM rm_privacy_requests ORDER BY request_id").fetch_all(pool).await? {
+                            let (id, status, keys): (Uuid, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                            out.push(format!("{id} {status} {keys}"));
                         }
                     }
                     Kind::Directory => {

@@ -165,6 +165,19 @@ pub fn customer_view(row: Option<CustomerRow>, e: &RecordedEvent, event: Custome
         CustomerEvent::CustomerRegistered { .. } => unreachable!("handled above"),
         CustomerEvent::CustomerMergedInto { survivor_id, .. } => r.merged_into = Some(survivor_id.as_uuid()),
         CustomerEvent::CustomerAbsorbed { .. } => {}
+        // Every personal field goes (the email lookup with the email): the row keeps only ids,
+        // dates and purchase totals.
+        CustomerEvent::CustomerErased { .. } => {
+            r.erased = true;
+            r.name = None;
+            r.email = None;
+            r.phone = None;
+            r.notes = None;
+            r.tags = Vec::new();
+            r.address = None;
+            r.birthday = None;
+            r.external_ids = Default::default();
+        }
         CustomerEvent::CustomerDetailsUpdated {
             name,
             email,

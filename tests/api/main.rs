@@ -7,6 +7,7 @@ mod inputs;
 mod isolation;
 mod ledger;
 mod matrix;
+mod privacy;
 mod staff;
 
 use audit::*;
@@ -14,6 +15,7 @@ use inputs::*;
 use isolation::*;
 use ledger::*;
 use matrix::*;
+use privacy::*;
 use staff::*;
 
 use api::app::AppState;
@@ -1022,6 +1024,9 @@ api_tests!(
     an_auditor_saves_a_head_and_proves_inclusion_and_growth_independently,
     // audit.rs
     every_event_has_an_audit_entry_with_who_what_why_and_the_correlation,
+    // privacy.rs
+    an_erased_customer_leaves_no_plaintext_and_keeps_a_completed_case,
+    erasure_requests_are_checked_before_anything_is_destroyed,
 );
 
 #[test]

@@ -83,7 +83,25 @@ pub(super) async fn restore(cli: &Cli, file: &Path) -> Result<i32> {
         println!("BROKEN: {problem}");
         return Ok(1);
     }
-    println!("restored and verified {} events in {} streams", report.events, report.streams);
+    // A backup older than an erasure holds the subject's keys and rows again: destroy and purge
+    // them before anyone reads the restored copy.
+    let ledger = eventstore::erasures::ErasureLedger::new(cli.erasure_ledger_path());
+    let reapplied = commands::privacy::reapply_erasures(&store, &ledger).await?;
+    if reapplied > 0 {
+        let read = projections::ReadDb::new(&db);
+        projections::catch_up_all(&read, &store).await?;
+        let tables: Vec<&'static str> = [projections::Kind::Customers, projections::Kind::Privacy]
+            .iter()
+            .flat_map(|k| k.tables().iter().copied())
+            .collect();
+        db.scrub(&tables).await?;
+    }
+    println!(
+        "restored and verified {} events in {} streams; {reapplied} erasure(s) re-applied from {}",
+        report.events,
+        report.streams,
+        ledger.path().display()
+    );
     Ok(0)
 }
 

@@ -7,6 +7,7 @@ pub mod history;
 pub mod inventory;
 pub mod ledger;
 pub mod loaders;
+pub mod privacy;
 pub mod sales;
 pub mod sessions;
 pub mod staff;
@@ -42,6 +43,7 @@ pub struct Query(
     staff::StaffQuery,
     ledger::LedgerQuery,
     audit::AuditQuery,
+    privacy::PrivacyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -53,6 +55,7 @@ pub struct Mutation(
     sessions::SessionMutation,
     staff::StaffMutation,
     ledger::LedgerMutation,
+    privacy::PrivacyMutation,
 );
 
 /// Per-request data: the caller (if the token was valid) and a request id.

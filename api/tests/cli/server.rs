@@ -152,8 +152,11 @@ async fn otlp_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     (endpoint, received)
 }
 
-/// Every exported span as `(name, trace id, span id, parent span id, attributes)`.
-fn spans(bodies: &[Value]) -> Vec<(String, String, String, String, Vec<(String, Value)>)> {
+/// An exported span: `(name, trace id, span id, parent span id, attributes)`.
+type Span = (String, String, String, String, Vec<(String, Value)>);
+
+/// Every exported span.
+fn spans(bodies: &[Value]) -> Vec<Span> {
     let mut out = Vec::new();
     for body in bodies {
         for rs in body["resourceSpans"].as_array().into_iter().flatten() {
@@ -223,9 +226,7 @@ async fn traces_reach_an_otlp_receiver_without_personal_data() {
         assert!(!all.contains(secret), "{secret:?} reached a span");
     }
     let spans = spans(&bodies);
-    let attr = |s: &(String, String, String, String, Vec<(String, Value)>), key: &str| {
-        s.4.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-    };
+    let attr = |s: &Span, key: &str| s.4.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let http = spans
         .iter()
         .find(|s| attr(s, "request_id") == Some(serde_json::json!({"stringValue": request_id})))

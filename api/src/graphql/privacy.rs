@@ -1,0 +1,368 @@
+//! Privacy requests and erasure over GraphQL (COMPLIANCE and OWNER). Rules live in
+//! `domain::privacy`, the workflow in `commands::privacy`; this file parses, calls and maps.
+
+use super::types::{ConnectionFields, UserError};
+use super::{command_context, outcome, page_size, parse_id, state, viewer};
+use crate::error::ApiError;
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use domain::privacy::{OpenPrivacyRequest, PrivacyRequestId, Subject};
+use domain::{CustomerId, StoreId, UserId};
+use eventstore::Position;
+use projections::privacy::{PrivacyQuery as PrivacyPage, PrivacyRequestRow};
+use projections::rows::{Cursor, CursorValue};
+use uuid::Uuid;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::privacy::RequestKind")]
+pub enum PrivacyRequestKind {
+    Access,
+    Erasure,
+    Rectification,
+    Restriction,
+    Portability,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::privacy::RequestStatus")]
+pub enum PrivacyRequestStatus {
+    Open,
+    InProgress,
+    Completed,
+}
+
+/// How a request reached the store.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum PrivacyRequestChannel {
+    Email,
+    Phone,
+    InStore,
+    Post,
+    WebForm,
+    /// Raised by staff (e.g. an erasure requested without a prior case).
+    Staff,
+}
+
+impl PrivacyRequestChannel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Phone => "phone",
+            Self::InStore => "in_store",
+            Self::Post => "post",
+            Self::WebForm => "web_form",
+            Self::Staff => "staff",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        [Self::Email, Self::Phone, Self::InStore, Self::Post, Self::WebForm, Self::Staff]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(Self::Staff)
+    }
+}
+
+/// A key an erasure destroyed: its class, id in the key store, and fingerprint (SHA-256 taken
+/// while it existed).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct DestroyedKey {
+    pub class: String,
+    pub key_id: ID,
+    pub fingerprint: String,
+}
+
+/// A privacy request handled as a case (policy §6).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PrivacyRequest {
+    pub id: ID,
+    pub kind: PrivacyRequestKind,
+    pub status: PrivacyRequestStatus,
+    /// The data subject, when it is a customer.
+    pub customer_id: Option<ID>,
+    /// The data subject, when it is a staff member.
+    pub staff_id: Option<ID>,
+    pub received_via: PrivacyRequestChannel,
+    pub received_at: DateTime<Utc>,
+    /// 30 days after it was received.
+    pub due_at: DateTime<Utc>,
+    /// Not completed and past its due date.
+    pub overdue: bool,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Who opened the case (a staff id).
+    pub opened_by: Option<ID>,
+    /// Who took the latest step.
+    pub handled_by: Option<ID>,
+    /// For erasures: the keys destroyed (named when the erasure started).
+    pub destroyed_keys: Vec<DestroyedKey>,
+}
+
+fn at(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+impl PrivacyRequest {
+    fn from_row(r: PrivacyRequestRow) -> Result<Self, ApiError> {
+        let kind: domain::privacy::RequestKind = serde_json::from_value(serde_json::Value::String(r.kind.clone()))
+            .map_err(|e| ApiError::internal("privacy request kind", &e))?;
+        let status: domain::privacy::RequestStatus =
+            serde_json::from_value(serde_json::Value::String(r.status.clone()))
+                .map_err(|e| ApiError::internal("privacy request status", &e))?;
+        let keys: Vec<domain::privacy::DestroyedKey> =
+            serde_json::from_str(&r.destroyed_keys).map_err(|e| ApiError::internal("destroyed keys", &e))?;
+        let subject = ID(r.subject_id.to_string());
+        let completed = status == domain::privacy::RequestStatus::Completed;
+        Ok(Self {
+            id: ID(r.request_id.to_string()),
+            kind: kind.into(),
+            status: status.into(),
+            customer_id: (r.subject_kind == "customer").then(|| subject.clone()),
+            staff_id: (r.subject_kind == "staff").then_some(subject),
+            received_via: PrivacyRequestChannel::parse(&r.received_via),
+            received_at: at(r.received_at),
+            due_at: at(r.due_at),
+            overdue: !completed && Utc::now() > at(r.due_at),
+            completed_at: r.completed_at.map(at),
+            opened_by: r.opened_by.map(|u| ID(u.to_string())),
+            handled_by: r.handled_by.map(|u| ID(u.to_string())),
+            destroyed_keys: keys
+                .into_iter()
+                .map(|k| DestroyedKey {
+                    class: k.class.as_str().to_owned(),
+                    key_id: ID(k.key_id.to_string()),
+                    fingerprint: k.fingerprint,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct PrivacyRequestWhere {
+    pub kind: Option<PrivacyRequestKind>,
+    pub status: Option<PrivacyRequestStatus>,
+    pub customer_id: Option<ID>,
+    pub staff_id: Option<ID>,
+}
+
+/// Exactly one of `customerId` and `staffId` names the data subject.
+#[derive(InputObject)]
+pub struct OpenPrivacyRequestInput {
+    pub customer_id: Option<ID>,
+    pub staff_id: Option<ID>,
+    pub kind: PrivacyRequestKind,
+    pub received_via: PrivacyRequestChannel,
+    /// How the requester's identity was checked (kept encrypted under the subject's key).
+    pub identity_verified_by: Option<String>,
+    /// Case notes (kept encrypted under the subject's key; erased with them).
+    pub notes: Option<String>,
+    /// When the request reached the store; defaults to now. The 30 days run from here.
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct RequestErasureInput {
+    pub customer_id: ID,
+    /// Why (a business reason, never personal data): kept with the events.
+    pub reason: String,
+    /// The erasure request this carries out; without one, a request is opened for it.
+    pub privacy_request_id: Option<ID>,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct PrivacyRequestPayload {
+    pub privacy_request: Option<PrivacyRequest>,
+    pub position: Option<String>,
+    pub errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct ErasurePayload {
+    pub erasure_request: Option<PrivacyRequest>,
+    pub position: Option<String>,
+    pub errors: Vec<UserError>,
+}
+
+pub type PrivacyRequestConnection = Connection<String, PrivacyRequest, ConnectionFields, EmptyFields>;
+
+/// The list's sort key, for the shared cursor helpers.
+const PRIVACY_ORDER: &str = "privacy-received";
+
+fn optional_id(id: &Option<ID>, field: &str) -> Result<Option<Uuid>, UserError> {
+    id.as_ref().map(|i| Uuid::parse_str(i.as_str()).map_err(|_| UserError::invalid_id(field))).transpose()
+}
+
+/// Reads a request after a write (waiting, bounded, for the projection to reach it).
+async fn request_after(
+    ctx: &Context<'_>,
+    store_id: Uuid,
+    id: Uuid,
+    position: Option<Position>,
+) -> async_graphql::Result<Option<PrivacyRequest>> {
+    let row = super::read_after(ctx, position, state(ctx).read.privacy_request(store_id, id)).await?;
+    Ok(row.map(PrivacyRequest::from_row).transpose()?)
+}
+
+#[derive(Default)]
+pub struct PrivacyQuery;
+
+#[Object]
+impl PrivacyQuery {
+    /// Privacy requests, oldest first.
+    async fn privacy_requests(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(name = "where")] filter: Option<PrivacyRequestWhere>,
+    ) -> async_graphql::Result<PrivacyRequestConnection> {
+        let v = viewer(ctx)?;
+        let f = filter.unwrap_or_default();
+        let subject = match (&f.customer_id, &f.staff_id) {
+            (Some(c), _) => Some(parse_id(c, "customerId")?),
+            (None, Some(s)) => Some(parse_id(s, "staffId")?),
+            (None, None) => None,
+        };
+        let after = super::decode_cursor(PRIVACY_ORDER, after.as_deref())?
+            .map(|c| match c.value {
+                CursorValue::Int(seq) => Ok((seq, c.id)),
+                CursorValue::Text(_) => Err(ApiError::BadUserInput("after is not a cursor from this list".into())),
+            })
+            .transpose()?;
+        let q = PrivacyPage {
+            store_id: v.store_id,
+            kind: f.kind.map(Into::into),
+            status: f.status.map(Into::into),
+            subject_id: subject,
+            first: page_size(first)?,
+            after,
+        };
+        let (rows, has_next, total) = state(ctx).read.privacy_requests(&q).await.map_err(ApiError::from)?;
+        let mut conn =
+            Connection::with_additional_fields(q.after.is_some(), has_next, ConnectionFields { total_count: total });
+        for r in rows {
+            let cursor = super::encode_cursor(
+                PRIVACY_ORDER,
+                &Cursor { value: CursorValue::Int(r.created_seq), id: r.request_id },
+            );
+            conn.edges.push(Edge::new(cursor, PrivacyRequest::from_row(r)?));
+        }
+        Ok(conn)
+    }
+
+    async fn privacy_request(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<PrivacyRequest>> {
+        let v = viewer(ctx)?;
+        let id = parse_id(&id, "id")?;
+        let row = state(ctx).read.privacy_request(v.store_id, id).await.map_err(ApiError::from)?;
+        Ok(row.map(PrivacyRequest::from_row).transpose()?)
+    }
+}
+
+#[derive(Default)]
+pub struct PrivacyMutation;
+
+#[Object]
+impl PrivacyMutation {
+    /// Opens a case for a data subject's request (access, erasure, rectification, restriction,
+    /// portability); it is due 30 days after it was received.
+    async fn open_privacy_request(
+        &self,
+        ctx: &Context<'_>,
+        input: OpenPrivacyRequestInput,
+    ) -> async_graphql::Result<PrivacyRequestPayload> {
+        let v = viewer(ctx)?;
+        let fail = |e: UserError| Ok(PrivacyRequestPayload { errors: vec![e], ..Default::default() });
+        let subject = match (optional_id(&input.customer_id, "customerId"), optional_id(&input.staff_id, "staffId")) {
+            (Err(e), _) | (_, Err(e)) => return fail(e),
+            (Ok(Some(c)), Ok(None)) => Subject::Customer(CustomerId::from_uuid(c)),
+            (Ok(None), Ok(Some(s))) => Subject::Staff(UserId::from_uuid(s)),
+            (Ok(customer), Ok(staff)) => {
+                // Unknown or foreign ids are answered first, as everywhere.
+                let cctx = command_context(ctx, v, None);
+                let store = &state(ctx).store;
+                if let Some(c) = customer {
+                    let found = commands::references::customer(store, &cctx, CustomerId::from_uuid(c), "customerId");
+                    if let Err(errors) = outcome(found.await)? {
+                        return Ok(PrivacyRequestPayload { errors, ..Default::default() });
+                    }
+                }
+                if let Some(s) = staff {
+                    let found = commands::references::staff_member(store, &cctx, UserId::from_uuid(s), "staffId");
+                    if let Err(errors) = outcome(found.await)? {
+                        return Ok(PrivacyRequestPayload { errors, ..Default::default() });
+                    }
+                }
+                return fail(UserError {
+                    field: Some("customerId".into()),
+                    code: "INVALID".into(),
+                    message: "customerId: give exactly one of customerId and staffId".into(),
+                });
+            }
+        };
+        let request_id = PrivacyRequestId::new_v7();
+        let request = OpenPrivacyRequest {
+            request_id,
+            store_id: StoreId::from_uuid(v.store_id),
+            subject,
+            kind: input.kind.into(),
+            received_via: input.received_via.as_str().into(),
+            identity_verified_by: input.identity_verified_by,
+            notes: input.notes,
+            received_at: input.received_at.unwrap_or_else(Utc::now),
+        };
+        let cctx = command_context(ctx, v, None);
+        match outcome(commands::privacy::open_request(&state(ctx).store, &cctx, request).await)? {
+            Err(errors) => Ok(PrivacyRequestPayload { errors, ..Default::default() }),
+            Ok(once) => Ok(PrivacyRequestPayload {
+                privacy_request: request_after(ctx, v.store_id, request_id.as_uuid(), once.position).await?,
+                position: once.position.map(|p| p.to_string()),
+                errors: vec![],
+            }),
+        }
+    }
+
+    /// Erases a customer (right to be forgotten): destroys their profile and consent-evidence
+    /// keys and purges every read-model row about them. Sales, invoices and payments stay; the
+    /// buyer identity under legal hold stays until its retention ends. Running it again
+    /// finishes a half-done erasure; an erased customer is not an error.
+    async fn request_erasure(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestErasureInput,
+    ) -> async_graphql::Result<ErasurePayload> {
+        let v = viewer(ctx)?;
+        let fail = |e: UserError| Ok(ErasurePayload { errors: vec![e], ..Default::default() });
+        let Ok(customer) = Uuid::parse_str(input.customer_id.as_str()).map(CustomerId::from_uuid) else {
+            return fail(UserError::invalid_id("customerId"));
+        };
+        let request = match optional_id(&input.privacy_request_id, "privacyRequestId") {
+            Ok(r) => r.map(PrivacyRequestId::from_uuid),
+            Err(e) => return fail(e),
+        };
+        let reason = input.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return fail(UserError {
+                field: Some("reason".into()),
+                code: "INVALID".into(),
+                message: "reason: must be 1 to 500 characters".into(),
+            });
+        }
+        let s = state(ctx);
+        let cctx = command_context(ctx, v, Some(reason.to_owned()));
+        let erased =
+            commands::privacy::erase_customer(&s.store, &cctx, customer, request, s.erasure_ledger.as_ref()).await;
+        match outcome(erased)? {
+            Err(errors) => Ok(ErasurePayload { errors, ..Default::default() }),
+            Ok(erasure) => {
+                s.scrub_after_erasure(erasure.position).await;
+                Ok(ErasurePayload {
+                    erasure_request: request_after(ctx, v.store_id, erasure.request_id.as_uuid(), erasure.position)
+                        .await?,
+                    position: erasure.position.map(|p| p.to_string()),
+                    errors: vec![],
+                })
+            }
+        }
+    }
+}

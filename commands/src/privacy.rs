@@ -1,0 +1,177 @@
+//! Privacy requests and the erasure workflow.
+//!
+//! An erasure runs in steps, each safe to repeat, so a crash anywhere is finished by running
+//! it again (the same request):
+//! 1. `ErasureStarted` is appended, naming the keys to destroy (class, id, fingerprint);
+//! 2. the erasure is written to the erasure ledger outside the database (restore safety);
+//! 3. the subject's `profile` and `consent_evidence` keys are destroyed;
+//! 4. `CustomerErased` and `ErasureCompleted` are appended atomically; read models purge the
+//!    subject on `CustomerErased`.
+//!
+//! Keys are never destroyed without step 1 recorded first.
+
+use crate::idempotency::Once;
+use crate::{load, CommandContext, CommandError, MultiDecision};
+use chrono::Utc;
+use domain::customer::{Customer, CustomerCommand};
+use domain::privacy::{
+    DestroyedKey, OpenPrivacyRequest, PrivacyRequest, PrivacyRequestCommand, PrivacyRequestId, RequestKind,
+    RequestStatus, Subject, ERASED_NOW,
+};
+use domain::{Aggregate, CustomerId, DomainError, StoreId};
+use eventstore::erasures::{ErasureLedger, ErasureRecord};
+use eventstore::{EventStore, Position};
+
+/// Opens a privacy request about a customer or staff member of this store.
+pub async fn open_request(
+    store: &EventStore,
+    ctx: &CommandContext,
+    request: OpenPrivacyRequest,
+) -> Result<Once, CommandError> {
+    match request.subject {
+        Subject::Customer(c) => crate::references::customer(store, ctx, c, "customerId").await?,
+        Subject::Staff(u) => crate::references::staff_member(store, ctx, u, "staffId").await?,
+    }
+    let id = request.request_id;
+    crate::execute::<PrivacyRequest>(store, ctx, &id.stream_id(), &PrivacyRequestCommand::Open(request))
+        .await
+        .map(|once| Once { entity_id: id.as_uuid(), ..once })
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone)]
+pub struct Erasure {
+    pub request_id: PrivacyRequestId,
+    pub status: RequestStatus,
+    /// The last position written (`None` when the erasure was already complete).
+    pub position: Option<Position>,
+}
+
+/// Erases a customer: finishes `request` (an open or half-done erasure request about them), or
+/// opens one when none is given. Idempotent: a completed request is answered as it is.
+#[tracing::instrument(skip_all, fields(customer = %customer), err(level = "info"))]
+pub async fn erase_customer(
+    store: &EventStore,
+    ctx: &CommandContext,
+    customer: CustomerId,
+    request: Option<PrivacyRequestId>,
+    ledger: Option<&ErasureLedger>,
+) -> Result<Erasure, CommandError> {
+    crate::references::customer(store, ctx, customer, "customerId").await?;
+    let subject = Subject::Customer(customer);
+    let request_id = match request {
+        Some(id) => {
+            let (r, _) = load::<PrivacyRequest>(store, ctx.store_id, &id.stream_id()).await.map_err(|e| match e {
+                CommandError::Rejected(DomainError::NotFound { .. }) => {
+                    DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND }.into()
+                }
+                e => e,
+            })?;
+            let state = r
+                .state
+                .ok_or(DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND })?;
+            if state.subject != subject {
+                return Err(DomainError::invalid("privacyRequestId", "is about another data subject").into());
+            }
+            if state.status == RequestStatus::Completed {
+                return Ok(Erasure { request_id: id, status: state.status, position: None });
+            }
+            id
+        }
+        None => PrivacyRequestId::new_v7(),
+    };
+
+    // 1. Record the erasure and the keys it destroys, before destroying anything.
+    let keys: Vec<DestroyedKey> = store
+        .subject_keys(ctx.store_id.as_uuid(), customer.as_uuid())
+        .await?
+        .into_iter()
+        .filter(|k| ERASED_NOW.contains(&k.class))
+        .map(|k| DestroyedKey { class: k.class, key_id: k.key_id, fingerprint: k.fingerprint })
+        .collect();
+    let now = Utc::now();
+    let mut d = MultiDecision::new(store, ctx);
+    let mut commands = Vec::new();
+    if request.is_none() {
+        commands.push(PrivacyRequestCommand::Open(OpenPrivacyRequest {
+            request_id,
+            store_id: ctx.store_id,
+            subject,
+            kind: RequestKind::Erasure,
+            received_via: "staff".into(),
+            identity_verified_by: None,
+            notes: None,
+            received_at: now,
+        }));
+    }
+    commands.push(PrivacyRequestCommand::StartErasure { keys, at: now });
+    let started = d.decide::<PrivacyRequest>(&request_id.stream_id(), &commands).await?;
+    let mut position = d.commit().await?;
+    let keys = started.state.map(|s| s.keys).unwrap_or_default();
+
+    // 2. Outside the database, so a restored backup cannot undo it.
+    if let Some(ledger) = ledger {
+        ledger
+            .record(&ErasureRecord {
+                store_id: ctx.store_id.as_uuid(),
+                subject_kind: subject.kind().into(),
+                subject_id: customer.as_uuid(),
+                request_id: request_id.as_uuid(),
+                classes: ERASED_NOW.to_vec(),
+                key_ids: keys.iter().map(|k| k.key_id).collect(),
+                at: now,
+            })
+            .await?;
+    }
+
+    // 3. Crypto-shredding.
+    store.destroy_subject_keys(ctx.store_id.as_uuid(), customer.as_uuid(), &ERASED_NOW).await?;
+
+    // 4. The subject's own stream says so (read models purge on it), with the request's close.
+    let finished =
+        crate::idempotency::once(store, ctx, None, "requestErasure", request_id.as_uuid(), |mut d| async move {
+            d.decide::<Customer>(&customer.stream_id(), &[CustomerCommand::Erase { request_id }]).await?;
+            d.decide::<PrivacyRequest>(
+                &request_id.stream_id(),
+                &[PrivacyRequestCommand::CompleteErasure { at: Utc::now() }],
+            )
+            .await?;
+            Ok(d)
+        })
+        .await?;
+    position = finished.position.or(position);
+    Ok(Erasure { request_id, status: RequestStatus::Completed, position })
+}
+
+/// Destroys again every key the erasure ledger says was destroyed, and marks the subject erased
+/// where the log does not say so yet — after a restore from a backup older than the erasure.
+/// Returns how many erasures had to be re-applied.
+pub async fn reapply_erasures(store: &EventStore, ledger: &ErasureLedger) -> Result<usize, CommandError> {
+    let mut reapplied = 0;
+    for entry in ledger.entries().await? {
+        let records = store.subject_keys(entry.store_id, entry.subject_id).await?;
+        let live = !eventstore::erasures::resurrected(&records, &entry).is_empty();
+        if live {
+            store.destroy_subject_keys(entry.store_id, entry.subject_id, &entry.classes).await?;
+        }
+        let mut marked = false;
+        if entry.subject_kind == "customer" {
+            let ctx = CommandContext::system(StoreId::from_uuid(entry.store_id), "erasure-ledger");
+            let customer = CustomerId::from_uuid(entry.subject_id);
+            let request_id = PrivacyRequestId::from_uuid(entry.request_id);
+            match crate::execute::<Customer>(store, &ctx, &customer.stream_id(), &CustomerCommand::Erase { request_id })
+                .await
+            {
+                Ok(once) => marked = once.position.is_some(),
+                // The restored copy predates the customer: nothing of theirs to purge.
+                Err(CommandError::Rejected(DomainError::NotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if live || marked {
+            tracing::warn!(subject = %entry.subject_id, request = %entry.request_id, "re-applied an erasure a restored copy had undone");
+            reapplied += 1;
+        }
+    }
+    Ok(reapplied)
+}

@@ -1,0 +1,230 @@
+//! Privacy requests and erasure, over real HTTP on both backends: a compliance officer opens an
+//! erasure case and erases a customer; afterwards no value of theirs is stored in plaintext
+//! anywhere (byte scan of the SQLite file and WAL, or every PostgreSQL row as text).
+
+use super::{code, TestApp};
+use domain::staff::Role;
+use eventstore::testing::plaintext_left;
+use serde_json::{json, Value};
+
+const CREATE: &str = "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
+    customer { id } position errors { field code } } }";
+const GRANT: &str = "mutation($input: ConsentInput!) { grantConsent(input: $input) { position errors { code } } }";
+const OPEN: &str = "mutation($input: OpenPrivacyRequestInput!) { openPrivacyRequest(input: $input) {
+    privacyRequest { id kind status customerId receivedVia dueAt overdue openedBy } position errors { field code message } } }";
+const ERASE: &str = "mutation($input: RequestErasureInput!) { requestErasure(input: $input) {
+    erasureRequest { id kind status completedAt handledBy destroyedKeys { class keyId fingerprint } }
+    position errors { field code message } } }";
+const CUSTOMER: &str = "query($id: ID!, $p: String) { customer(id: $id, minPosition: $p) {
+    id name email phone notes tags address birthday externalIds { system id } erased } }";
+
+/// Every personal value the test customer has, each unique enough to be found by a byte scan.
+const SECRETS: [&str; 9] = [
+    "Quillon Zephyrine",
+    "quillon.zephyrine@example.test",
+    "+41 79 555 01 23",
+    "collects Zephyrine-grade tourbillons",
+    "Rue des Zephyrines 17",
+    "zephyrine-vip",
+    "shopify-zeph-7788",
+    "203.0.113.77",
+    "ZephyrBrowser/9.9",
+];
+
+/// Creates the test customer (every personal field filled, consent with evidence); returns its id.
+async fn capture(app: &TestApp, owner: &str) -> String {
+    let r = app
+        .gql(
+            Some(owner),
+            CREATE,
+            json!({"input": {
+                "name": SECRETS[0], "email": SECRETS[1], "phone": SECRETS[2], "notes": SECRETS[3],
+                "address": SECRETS[4], "tags": [SECRETS[5]], "birthday": "1980-02-03",
+                "externalIds": [{"system": "shopify", "id": SECRETS[6]}],
+            }}),
+        )
+        .await;
+    let id = r["data"]["createCustomer"]["customer"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let g = app
+        .gql(
+            Some(owner),
+            GRANT,
+            json!({"input": {"customerId": id, "purpose": "MARKETING_EMAIL", "channel": "EMAIL",
+                "noticeVersion": "2026-01", "method": "IN_STORE",
+                "evidence": {"ip": SECRETS[7], "userAgent": SECRETS[8]}}}),
+        )
+        .await;
+    assert_eq!(g["data"]["grantConsent"]["errors"], json!([]), "{g}");
+    let p = g["data"]["grantConsent"]["position"].as_str().unwrap().parse().unwrap();
+    app.state.projections.wait_for(p, std::time::Duration::from_secs(20)).await.unwrap();
+    id
+}
+
+fn payload<'a>(r: &'a Value, field: &str) -> &'a Value {
+    let p = &r["data"][field];
+    assert!(p.is_object(), "{r}");
+    p
+}
+
+pub(crate) async fn an_erased_customer_leaves_no_plaintext_and_keeps_a_completed_case(app: TestApp) {
+    let owner = app.owner().await;
+    let compliance = app.staff(Role::Compliance).await;
+    let customer = capture(&app, &owner).await;
+    // The scan finds the values while they are stored (so it can fail).
+    let before = plaintext_left(&app.db.url, &SECRETS[..7]).await;
+    assert!(!before.is_empty(), "the scan sees the customer's values before the erasure");
+
+    // A case first: received by email, identity checked, due in 30 days.
+    let opened = app
+        .gql(
+            Some(&compliance),
+            OPEN,
+            json!({"input": {"customerId": customer, "kind": "ERASURE", "receivedVia": "EMAIL",
+                "identityVerifiedBy": "replied from Quillon's address on file", "notes": "asked at Zephyrine gala",
+                "receivedAt": "2026-11-01T09:00:00Z"}}),
+        )
+        .await;
+    let case = payload(&opened, "openPrivacyRequest");
+    assert_eq!(case["errors"], json!([]), "{opened}");
+    let request = &case["privacyRequest"];
+    assert_eq!(
+        (&request["kind"], &request["status"], &request["receivedVia"], &request["dueAt"]),
+        (&json!("ERASURE"), &json!("OPEN"), &json!("EMAIL"), &json!("2026-12-01T09:00:00+00:00")),
+        "{opened}"
+    );
+    let request_id = request["id"].as_str().unwrap().to_owned();
+
+    let erased = app
+        .gql(
+            Some(&compliance),
+            ERASE,
+            json!({"input": {"customerId": customer, "reason": "data subject request", "privacyRequestId": request_id}}),
+        )
+        .await;
+    let p = payload(&erased, "requestErasure");
+    assert_eq!(p["errors"], json!([]), "{erased}");
+    assert_eq!(p["erasureRequest"]["id"], json!(request_id));
+    assert_eq!(p["erasureRequest"]["status"], "COMPLETED", "{erased}");
+    let classes: Vec<&str> =
+        p["erasureRequest"]["destroyedKeys"].as_array().unwrap().iter().map(|k| k["class"].as_str().unwrap()).collect();
+    assert!(classes.contains(&"profile") && classes.contains(&"consent_evidence"), "{erased}");
+    assert!(!classes.contains(&"legal_hold"), "legal-hold identity stays until its retention ends");
+    for k in p["erasureRequest"]["destroyedKeys"].as_array().unwrap() {
+        assert_eq!(k["fingerprint"].as_str().unwrap().len(), 64, "{k}");
+    }
+    let position = p["position"].as_str().unwrap().to_owned();
+
+    // The customer reads as erased; nothing personal is left in the row or its lookups.
+    let c = app.gql(Some(&owner), CUSTOMER, json!({"id": customer, "p": position})).await;
+    let c = &c["data"]["customer"];
+    assert_eq!(c["erased"], true, "{c}");
+    for field in ["name", "email", "phone", "notes", "address", "birthday"] {
+        assert!(c[field].is_null(), "{field} survived: {c}");
+    }
+    assert_eq!((&c["tags"], &c["externalIds"]), (&json!([]), &json!([])));
+    let by_email = app
+        .gql(
+            Some(&owner),
+            "query($e: String) { customers(where: {email: $e}) { totalCount } }",
+            json!({"e": SECRETS[1]}),
+        )
+        .await;
+    assert_eq!(by_email["data"]["customers"]["totalCount"], 0, "{by_email}");
+    // The history still replays, with the personal fields erased.
+    let history = app
+        .gql(
+            Some(&owner),
+            "query($id: ID!) { customer(id: $id, asOfVersion: 1) { name erased } }",
+            json!({"id": customer}),
+        )
+        .await;
+    assert_eq!(history["data"]["customer"], json!({"name": null, "erased": true}), "{history}");
+
+    // No plaintext anywhere in storage.
+    let left = plaintext_left(&app.db.url, &SECRETS).await;
+    assert!(left.is_empty(), "plaintext left after the erasure: {left:?}");
+
+    // An erased customer takes no more changes; erasing again is not an error.
+    let update = app
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { updateCustomer(input: {customerId: $id, notes: \"back\"}) { errors { code } } }",
+            json!({"id": customer}),
+        )
+        .await;
+    assert_eq!(update["data"]["updateCustomer"]["errors"][0]["code"], "ERASED", "{update}");
+    let again = app
+        .gql(
+            Some(&compliance),
+            ERASE,
+            json!({"input": {"customerId": customer, "reason": "retry", "privacyRequestId": request_id}}),
+        )
+        .await;
+    assert_eq!(payload(&again, "requestErasure")["erasureRequest"]["status"], "COMPLETED", "{again}");
+    let fresh =
+        app.gql(Some(&compliance), ERASE, json!({"input": {"customerId": customer, "reason": "second request"}})).await;
+    let fresh = payload(&fresh, "requestErasure");
+    assert_eq!(fresh["errors"], json!([]), "{fresh}");
+    assert_ne!(fresh["erasureRequest"]["id"], json!(request_id), "a request opened for it");
+
+    // The compliance desk's list.
+    let list = app
+        .gql(
+            Some(&compliance),
+            "{ privacyRequests(where: {kind: ERASURE, status: COMPLETED}) { totalCount nodes { id customerId handledBy } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(list["data"]["privacyRequests"]["totalCount"], 2, "{list}");
+    assert!(list["data"]["privacyRequests"]["nodes"].as_array().unwrap().iter().all(|n| n["customerId"] == customer));
+}
+
+pub(crate) async fn erasure_requests_are_checked_before_anything_is_destroyed(app: TestApp) {
+    let owner = app.owner().await;
+    let compliance = app.staff(Role::Compliance).await;
+    let customer = capture(&app, &owner).await;
+    let other = capture(&app, &owner).await;
+    let access = app
+        .gql(
+            Some(&compliance),
+            OPEN,
+            json!({"input": {"customerId": customer, "kind": "ACCESS", "receivedVia": "POST"}}),
+        )
+        .await;
+    let access_id = payload(&access, "openPrivacyRequest")["privacyRequest"]["id"].as_str().unwrap().to_owned();
+    let about_other = app
+        .gql(
+            Some(&compliance),
+            OPEN,
+            json!({"input": {"customerId": other, "kind": "ERASURE", "receivedVia": "EMAIL"}}),
+        )
+        .await;
+    let other_id = payload(&about_other, "openPrivacyRequest")["privacyRequest"]["id"].as_str().unwrap().to_owned();
+    let cases = [
+        (json!({"customerId": customer, "reason": "x", "privacyRequestId": access_id}), "privacyRequestId", "INVALID"),
+        (json!({"customerId": customer, "reason": "x", "privacyRequestId": other_id}), "privacyRequestId", "INVALID"),
+        (
+            json!({"customerId": customer, "reason": "x", "privacyRequestId": uuid::Uuid::now_v7().to_string()}),
+            "privacyRequestId",
+            "NOT_FOUND",
+        ),
+        (json!({"customerId": uuid::Uuid::now_v7().to_string(), "reason": "x"}), "customerId", "NOT_FOUND"),
+        (json!({"customerId": "not-an-id", "reason": "x"}), "customerId", "INVALID"),
+        (json!({"customerId": customer, "reason": "  "}), "reason", "INVALID"),
+    ];
+    for (input, field, expected) in cases {
+        let r = app.gql(Some(&compliance), ERASE, json!({"input": input})).await;
+        let e = &payload(&r, "requestErasure")["errors"][0];
+        assert_eq!((e["field"].as_str(), e["code"].as_str()), (Some(field), Some(expected)), "{input}: {r}");
+    }
+    // Nothing was destroyed: the customer still reads in full.
+    let c = app.gql(Some(&owner), CUSTOMER, json!({"id": customer})).await;
+    assert_eq!(c["data"]["customer"]["name"], SECRETS[0], "{c}");
+    // Neither subject nor both.
+    let neither = app.gql(Some(&compliance), OPEN, json!({"input": {"kind": "ACCESS", "receivedVia": "POST"}})).await;
+    assert_eq!(payload(&neither, "openPrivacyRequest")["errors"][0]["code"], "INVALID", "{neither}");
+    // A manager may not erase.
+    let manager = app.staff(Role::Manager).await;
+    let r = app.gql(Some(&manager), ERASE, json!({"input": {"customerId": customer, "reason": "x"}})).await;
+    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+}
