@@ -110,13 +110,16 @@ impl AppState {
         db.check_master_key(store.master_key()).await?;
         // Before the first request: a restored copy must not bring an erased subject back.
         let erasure_ledger = settings.erasure_ledger.clone().map(ErasureLedger::new);
+        let read = ReadDb::new(&db);
         if let Some(ledger) = &erasure_ledger {
             let n = commands::privacy::reapply_erasures(&store, ledger).await?;
             if n > 0 {
                 tracing::warn!(erasures = n, "re-applied erasures that a restored copy had undone");
+                // Purge the read models and scrub storage before the first request.
+                projections::catch_up_all(&read, &store).await?;
+                db.scrub(&erasure_tables()).await?;
             }
         }
-        let read = ReadDb::new(&db);
         let projections = Projections::start(&read, &store, shutdown.clone()).await?;
         let accounts = Accounts::new(&db);
         let ledger = eventstore::ledger::Ledger::new(&db, store.master_key());
@@ -147,12 +150,15 @@ impl AppState {
                 return;
             }
         }
-        let tables: Vec<&'static str> =
-            [Kind::Customers, Kind::Privacy, Kind::Directory].iter().flat_map(|k| k.tables().iter().copied()).collect();
-        if let Err(e) = self.db.scrub(&tables).await {
+        if let Err(e) = self.db.scrub(&erasure_tables()).await {
             tracing::warn!(error = %e, "storage scrub after an erasure failed");
         }
     }
+}
+
+/// The read-model tables an erasure purges rows of.
+pub fn erasure_tables() -> Vec<&'static str> {
+    [Kind::Customers, Kind::Privacy, Kind::Directory].iter().flat_map(|k| k.tables().iter().copied()).collect()
 }
 
 /// Seals new events into a signed head every `interval` (several servers may run this: one

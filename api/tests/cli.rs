@@ -5,8 +5,11 @@
 use eventstore::testing::TestDatabase;
 use std::process::{Command, Output};
 
+#[path = "cli/privacy.rs"]
+mod privacy;
 #[path = "cli/server.rs"]
 mod server;
+use privacy::a_backup_older_than_an_erasure_never_brings_the_subject_back;
 use server::sigterm_lets_the_request_in_flight_finish_and_exits_0;
 
 /// A fixed test key: the same one for every invocation, as in production.
@@ -662,6 +665,7 @@ eventstore::backend_contract!(
     a_changed_migration_or_a_newer_database_refuses_to_run,
     rotating_the_master_key_keeps_every_secret_readable_under_the_new_key_only,
     a_backup_restores_into_an_empty_target_and_verifies,
+    a_backup_older_than_an_erasure_never_brings_the_subject_back,
 );
 
 #[tokio::test]

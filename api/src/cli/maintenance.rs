@@ -9,6 +9,10 @@ pub(super) async fn backup(cli: &Cli, out: &Path) -> Result<i32> {
         eprintln!("error: {} exists; a backup never overwrites a file", out.display());
         return Ok(2);
     }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        eprintln!("error: no directory {} for the backup", dir.display());
+        return Ok(2);
+    }
     let (db, _) = open_read_only(cli).await?;
     match &db {
         Database::Sqlite(_) => {
@@ -90,11 +94,7 @@ pub(super) async fn restore(cli: &Cli, file: &Path) -> Result<i32> {
     if reapplied > 0 {
         let read = projections::ReadDb::new(&db);
         projections::catch_up_all(&read, &store).await?;
-        let tables: Vec<&'static str> = [projections::Kind::Customers, projections::Kind::Privacy]
-            .iter()
-            .flat_map(|k| k.tables().iter().copied())
-            .collect();
-        db.scrub(&tables).await?;
+        db.scrub(&crate::app::erasure_tables()).await?;
     }
     println!(
         "restored and verified {} events in {} streams; {reapplied} erasure(s) re-applied from {}",

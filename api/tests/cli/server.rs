@@ -13,19 +13,23 @@ const OWNER: &str = "owner@demo.inventoryconnect.test";
 const OWNER_PASSWORD: &str = "vintage-showroom-2026";
 
 /// A running `inventory-connect serve --demo`.
-struct Server {
+pub(super) struct Server {
     process: Child,
-    base: String,
-    dir: std::path::PathBuf,
-    client: reqwest::Client,
+    pub(super) base: String,
+    pub(super) dir: std::path::PathBuf,
+    pub(super) client: reqwest::Client,
 }
 
 impl Server {
     async fn start(tdb: &TestDatabase, env: &[(&str, &str)]) -> Server {
-        let dir = temp_dir();
+        Self::start_in(&tdb.url, temp_dir(), env).await
+    }
+
+    /// Serves `url` with `dir` as its data directory (kept when it stops, see [`Server::stop`]).
+    pub(super) async fn start_in(url: &str, dir: std::path::PathBuf, env: &[(&str, &str)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let process = Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
-            .args(["--database-url", &tdb.url, "--data-dir", dir.to_str().unwrap()])
+            .args(["--database-url", url, "--data-dir", dir.to_str().unwrap()])
             .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
             .env("IC_MASTER_KEY", KEY)
             .env("RUST_LOG", "warn")
@@ -44,11 +48,11 @@ impl Server {
         panic!("the server came up");
     }
 
-    fn graphql(&self, body: Value) -> reqwest::RequestBuilder {
+    pub(super) fn graphql(&self, body: Value) -> reqwest::RequestBuilder {
         self.client.post(format!("{}/graphql", self.base)).json(&body)
     }
 
-    async fn login(&self) -> String {
+    pub(super) async fn login(&self) -> String {
         let r: Value = self
             .graphql(serde_json::json!({
                 "query": "mutation Login($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
@@ -69,11 +73,33 @@ impl Server {
         assert!(killed.success());
     }
 
-    async fn exit_code(mut self) -> Option<i32> {
+    async fn exit_code(self) -> Option<i32> {
         let dir = self.dir.clone();
-        let status = tokio::task::spawn_blocking(move || self.process.wait()).await.unwrap().unwrap();
+        let code = self.wait().await;
         let _ = std::fs::remove_dir_all(dir);
-        status.code()
+        code
+    }
+
+    async fn wait(mut self) -> Option<i32> {
+        tokio::task::spawn_blocking(move || self.process.wait()).await.unwrap().unwrap().code()
+    }
+
+    /// SIGTERM, then waits for a clean exit; the data directory stays.
+    pub(super) async fn stop(self) {
+        self.terminate();
+        assert_eq!(self.wait().await, Some(0), "a clean exit");
+    }
+
+    /// One GraphQL request as the bearer of `token`; the JSON answer.
+    pub(super) async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        self.graphql(serde_json::json!({"query": query, "variables": variables}))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 

@@ -1,0 +1,96 @@
+//! Erasure survives restores: a backup taken before an erasure, restored with `restore` or put
+//! back by hand and served, does not bring the subject back — their keys are destroyed again,
+//! their rows purged and no plaintext is left, before the first request is answered.
+
+use super::server::Server;
+use super::{another, cli_at, stderr, stdout, temp_dir, KEY};
+use eventstore::testing::{plaintext_left, TestDatabase};
+use serde_json::json;
+
+const SECRETS: [&str; 3] = ["Ottoline Restorova", "ottoline.restorova@example.test", "met at the Restorova auction"];
+
+/// Puts a backup in place without the CLI (a copy of the file, or `pg_restore`).
+fn put_back(backup: &std::path::Path, target: &TestDatabase) {
+    if let Some(path) = target.url.strip_prefix("sqlite://") {
+        std::fs::copy(backup, path).unwrap();
+    } else {
+        let status = std::process::Command::new("pg_restore")
+            .args(["--no-owner", "--exit-on-error", "--dbname", &target.url])
+            .arg(backup)
+            .status()
+            .expect("pg_restore runs");
+        assert!(status.success());
+    }
+}
+
+async fn reads_as_erased(url: &str, dir: &std::path::Path, customer: &str) {
+    let server = Server::start_in(url, dir.to_path_buf(), &[]).await;
+    let token = server.login().await;
+    let r = server
+        .gql(&token, "query($id: ID!) { customer(id: $id) { erased name email notes } }", json!({"id": customer}))
+        .await;
+    assert_eq!(r["data"]["customer"], json!({"erased": true, "name": null, "email": null, "notes": null}), "{r}");
+    server.stop().await;
+}
+
+pub(super) async fn a_backup_older_than_an_erasure_never_brings_the_subject_back(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Server::start_in(&tdb.url, dir.clone(), &[]).await;
+    let token = server.login().await;
+    let created = server
+        .gql(
+            &token,
+            "mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } position } }",
+            json!({"i": {"name": SECRETS[0], "email": SECRETS[1], "notes": SECRETS[2]}}),
+        )
+        .await;
+    let customer = created["data"]["createCustomer"]["customer"]["id"].as_str().unwrap_or_else(|| panic!("{created}"));
+    // Wait until the read model holds the customer, so the backup has their row too.
+    let p = created["data"]["createCustomer"]["position"].as_str().unwrap();
+    let seen = server
+        .gql(
+            &token,
+            "query($id: ID!, $p: String) { customer(id: $id, minPosition: $p) { name } }",
+            json!({"id": customer, "p": p}),
+        )
+        .await;
+    assert_eq!(seen["data"]["customer"]["name"], SECRETS[0], "{seen}");
+
+    let backup = dir.join("before-erasure.backup");
+    let out = cli_at(&tdb.url, &dir, Some(KEY), &["backup", "--out", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let erased = server
+        .gql(
+            &token,
+            "mutation($c: ID!) { requestErasure(input: {customerId: $c, reason: \"subject request\"}) { erasureRequest { status } errors { code } } }",
+            json!({"c": customer}),
+        )
+        .await;
+    assert_eq!(erased["data"]["requestErasure"]["erasureRequest"]["status"], "COMPLETED", "{erased}");
+    server.stop().await;
+    let ledger = std::fs::read_to_string(dir.join("erasure-ledger.jsonl")).unwrap();
+    assert_eq!(ledger.lines().count(), 1, "one erasure recorded outside the database");
+    for s in SECRETS {
+        assert!(!ledger.contains(s), "the erasure ledger holds ids only");
+    }
+
+    // 1. `restore` into an empty target re-applies the erasure before it reports success.
+    let restored = another(tdb).await;
+    let out = cli_at(&restored.url, &dir, Some(KEY), &["restore", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 erasure(s) re-applied"), "{}", stdout(&out));
+    let left = plaintext_left(&restored.url, &SECRETS).await;
+    assert!(left.is_empty(), "plaintext in the restored copy: {left:?}");
+    reads_as_erased(&restored.url, &dir, customer).await;
+
+    // 2. The old copy put back by hand: the server re-applies it at startup.
+    let put = another(tdb).await;
+    put_back(&backup, &put);
+    assert!(!plaintext_left(&put.url, &SECRETS).await.is_empty(), "the old copy holds the subject");
+    reads_as_erased(&put.url, &dir, customer).await;
+    let left = plaintext_left(&put.url, &SECRETS).await;
+    assert!(left.is_empty(), "plaintext after serving the old copy: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
