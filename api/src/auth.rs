@@ -59,12 +59,14 @@ pub enum Permission {
     ViewAudit,
     /// Privacy requests: erasure, subject access, restriction.
     ManagePrivacy,
+    /// Read the buyer identity printed on invoices (kept under legal hold after an erasure).
+    ReadBuyerIdentity,
     /// Seal a signed tree head on demand.
     SealLedger,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 21] = [
         Self::ReadInventory,
         Self::ManageInventory,
         Self::ChangePrices,
@@ -84,6 +86,7 @@ impl Permission {
         Self::ManageStaff,
         Self::ViewAudit,
         Self::ManagePrivacy,
+        Self::ReadBuyerIdentity,
         Self::SealLedger,
     ];
 
@@ -109,6 +112,7 @@ impl Permission {
             Self::ManageStaff => "MANAGE_STAFF",
             Self::ViewAudit => "VIEW_AUDIT",
             Self::ManagePrivacy => "MANAGE_PRIVACY",
+            Self::ReadBuyerIdentity => "READ_BUYER_IDENTITY",
             Self::SealLedger => "SEAL_LEDGER",
         }
     }
@@ -122,7 +126,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Owner => true,
         // Runs the shop; the audit trail and privacy cases belong to owners, auditors and
         // compliance staff.
-        Manager => !matches!(permission, ViewAudit | ManagePrivacy | SealLedger),
+        Manager => !matches!(permission, ViewAudit | ManagePrivacy | ReadBuyerIdentity | SealLedger),
         Sales => matches!(
             permission,
             ReadInventory
@@ -162,6 +166,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
                 | ViewStaff
                 | ViewAudit
                 | ManagePrivacy
+                | ReadBuyerIdentity
         ),
     }
 }
@@ -211,7 +216,7 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
         }
         ("Mutation", "refundPayment" | "returnSale") => Requires(Refund),
         ("Mutation", "grantConsent" | "withdrawConsent") => Requires(ManageConsent),
-        ("Query", "privacyRequests" | "privacyRequest") => Requires(ManagePrivacy),
+        ("Query", "privacyRequests" | "privacyRequest" | "deletionCertificate") => Requires(ManagePrivacy),
         ("Mutation", "openPrivacyRequest" | "requestErasure") => Requires(ManagePrivacy),
         _ => return None,
     })

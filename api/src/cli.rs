@@ -4,6 +4,7 @@ use crate::app::{self, anyhow_free::Result, AppState};
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod certificate;
 mod maintenance;
 use eventstore::{Database, EventStore, MasterKey, Position, Upcasters};
 use projections::{Kind, ReadDb, Runner};
@@ -117,6 +118,11 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Deletion certificates: export one, verify one (offline, or against the database).
+    Certificate {
+        #[command(subcommand)]
+        command: certificate::CertificateCommand,
     },
     /// For auditors: export the trail, write and check offline bundles.
     Audit {
@@ -412,6 +418,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             audit::export(&cli, store_id, from, to, out).await
         }
         Command::Ledger { command } => audit::ledger(&cli, command).await,
+        Command::Certificate { command } => certificate::run(&cli, command).await,
         Command::Staff { command: StaffCommand::ResetPassword { email, store: store_filter } } => {
             maintenance::reset_password(&cli, email, store_filter).await
         }

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod certificates;
 pub mod cli;
 pub mod demo;
 pub mod error;

@@ -9,7 +9,10 @@ use std::process::{Command, Output};
 mod privacy;
 #[path = "cli/server.rs"]
 mod server;
-use privacy::a_backup_older_than_an_erasure_never_brings_the_subject_back;
+use privacy::{
+    a_backup_older_than_an_erasure_never_brings_the_subject_back,
+    a_certificate_from_the_cli_is_the_api_document_and_verifies_offline,
+};
 use server::sigterm_lets_the_request_in_flight_finish_and_exits_0;
 
 /// A fixed test key: the same one for every invocation, as in production.
@@ -666,6 +669,7 @@ eventstore::backend_contract!(
     rotating_the_master_key_keeps_every_secret_readable_under_the_new_key_only,
     a_backup_restores_into_an_empty_target_and_verifies,
     a_backup_older_than_an_erasure_never_brings_the_subject_back,
+    a_certificate_from_the_cli_is_the_api_document_and_verifies_offline,
 );
 
 #[tokio::test]

@@ -133,6 +133,18 @@ macro_rules! ledger_sql {
                 rows.iter().map(head).collect()
             }
 
+            /// The first head whose tree has at least `size` leaves.
+            pub async fn head_covering(c: &mut Conn, size: u64) -> Result<Option<Head>> {
+                let r = sqlx::query(
+                    "SELECT tree_size, root_hash, sealed_at, checkpoint FROM ledger_heads
+                     WHERE tree_size >= $1 ORDER BY tree_size LIMIT 1",
+                )
+                .bind(size as i64)
+                .fetch_optional(&mut *c)
+                .await?;
+                r.as_ref().map(head).transpose()
+            }
+
             pub async fn head_at(c: &mut Conn, size: u64) -> Result<Option<Head>> {
                 let r = sqlx::query("SELECT tree_size, root_hash, sealed_at, checkpoint FROM ledger_heads WHERE tree_size = $1")
                     .bind(size as i64)
@@ -322,6 +334,17 @@ impl Ledger {
 
     pub async fn head_at(&self, size: u64) -> Result<Option<Head>> {
         with_conn!(&self.db, m, c => m::head_at(c, size).await)
+    }
+
+    /// The earliest signed head whose tree has at least `size` leaves (so a proof against it
+    /// never changes once it exists).
+    pub async fn head_covering(&self, size: u64) -> Result<Option<Head>> {
+        with_conn!(&self.db, m, c => m::head_covering(c, size).await)
+    }
+
+    /// The leaf index of an event, once sealed.
+    pub async fn leaf_index(&self, event_id: Uuid) -> Result<Option<u64>> {
+        with_conn!(&self.db, m, c => m::leaf_index(c, event_id).await)
     }
 
     /// The audit path of an event's leaf in the tree of `tree_size` (a sealed head's size).

@@ -4,6 +4,7 @@
 //! it alone.
 #![forbid(unsafe_code)]
 
+pub mod certificate;
 pub mod note;
 pub mod tree;
 

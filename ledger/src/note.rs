@@ -100,6 +100,12 @@ impl NoteSigner {
         format!("{}+{hash}+{}", self.name, B64.encode(encoded))
     }
 
+    /// A plain Ed25519 signature over `message` (for documents such as deletion certificates,
+    /// which are canonical JSON and can never be mistaken for a note body).
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     /// The signed note: `body`, a blank line, and the signature line.
     pub fn sign(&self, body: &str) -> String {
         debug_assert!(body.ends_with('\n'));
@@ -167,6 +173,11 @@ impl NoteVerifier {
             };
         }
         Err(NoteError::NoSignature(self.name.clone()))
+    }
+
+    /// Whether `signature` is this key's Ed25519 signature over `message`.
+    pub fn verify_bytes(&self, message: &[u8], signature: &[u8]) -> bool {
+        Signature::from_slice(signature).is_ok_and(|s| self.key.verify_strict(message, &s).is_ok())
     }
 
     /// Verifies a signed checkpoint and parses it.

@@ -8,7 +8,7 @@ use domain::staff::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-mod independent {
+pub(crate) mod independent {
     use super::*;
 
     pub type H = [u8; 32];

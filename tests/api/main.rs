@@ -1027,6 +1027,7 @@ api_tests!(
     // privacy.rs
     an_erased_customer_leaves_no_plaintext_and_keeps_a_completed_case,
     erasure_requests_are_checked_before_anything_is_destroyed,
+    a_deletion_certificate_proves_the_erasure_and_keeps_the_invoice,
 );
 
 #[test]

@@ -6,6 +6,7 @@ use super::{code, TestApp};
 use domain::staff::Role;
 use eventstore::testing::plaintext_left;
 use serde_json::{json, Value};
+use sha2::Digest;
 
 const CREATE: &str = "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
     customer { id } position errors { field code } } }";
@@ -227,4 +228,157 @@ pub(crate) async fn erasure_requests_are_checked_before_anything_is_destroyed(ap
     let manager = app.staff(Role::Manager).await;
     let r = app.gql(Some(&manager), ERASE, json!({"input": {"customerId": customer, "reason": "x"}})).await;
     assert_eq!(code(&r), "FORBIDDEN", "{r}");
+}
+
+/// RFC 8785 for the documents here (objects, arrays, ASCII-keyed members, strings, integers,
+/// booleans, null), written from the RFC: members sorted by key, no whitespace.
+fn jcs(v: &Value) -> String {
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            let members: Vec<String> =
+                keys.iter().map(|k| format!("{}:{}", serde_json::to_string(k).unwrap(), jcs(&o[*k]))).collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(jcs).collect::<Vec<_>>().join(",")),
+        other => serde_json::to_string(other).unwrap(),
+    }
+}
+
+/// Checks a certificate with this file's own code: the Ed25519 signature over the canonical
+/// form, the checkpoint, and each inclusion proof. Returns whether all hold.
+fn independently_valid(document: &str, verifier_key: &str) -> bool {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    let Ok(Value::Object(mut doc)) = serde_json::from_str::<Value>(document) else { return false };
+    let Some(Value::String(sig)) = doc.remove("signature") else { return false };
+    if doc.get("ledger_key") != Some(&json!(verifier_key)) {
+        return false;
+    }
+    let key = B64.decode(verifier_key.splitn(3, '+').nth(2).unwrap()).unwrap();
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key[1..].try_into().unwrap()).unwrap();
+    let Ok(sig) = B64.decode(sig) else { return false };
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig) else { return false };
+    if vk.verify_strict(jcs(&Value::Object(doc.clone())).as_bytes(), &sig).is_err() {
+        return false;
+    }
+    let (_, size, root) =
+        super::ledger::independent::checkpoint(doc["tree_head"]["checkpoint"].as_str().unwrap(), verifier_key);
+    doc["erasure_events"].as_array().unwrap().iter().all(|e| {
+        let path: Vec<_> = e["audit_path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| super::ledger::independent::unhex(h.as_str().unwrap()))
+            .collect();
+        super::ledger::independent::inclusion(
+            super::ledger::independent::unhex(e["leaf_hash"].as_str().unwrap()),
+            e["leaf_index"].as_u64().unwrap(),
+            size,
+            &path,
+            root,
+        )
+    })
+}
+
+pub(crate) async fn a_deletion_certificate_proves_the_erasure_and_keeps_the_invoice(app: TestApp) {
+    let owner = app.owner().await;
+    let compliance = app.staff(Role::Compliance).await;
+    let customer = capture(&app, &owner).await;
+    // A sale with the buyer's identity on the invoice (legal hold).
+    let item = app.gql(Some(&owner), super::ACQUIRE, super::acquire_input("4100.00")).await;
+    let item = item["data"]["acquireItem"]["item"]["id"].as_str().unwrap_or_else(|| panic!("{item}")).to_owned();
+    let sale = app
+        .gql(
+            Some(&owner),
+            "mutation($c: ID, $i: ID!) { createSale(input: {customerId: $c, lines: [{itemId: $i, price: {amount: \"4100.00\", currency: \"USD\"}}], buyerName: \"Quillon Zephyrine\", buyerAddress: \"Rue des Zephyrines 17\"}) { sale { id } errors { code } } }",
+            json!({"c": customer, "i": item}),
+        )
+        .await;
+    let sale = sale["data"]["createSale"]["sale"]["id"].as_str().unwrap_or_else(|| panic!("{sale}")).to_owned();
+    let confirmed = app
+        .gql(
+            Some(&owner),
+            "mutation($s: ID!) { confirmSale(input: {saleId: $s}) { sale { invoiceNumber } errors { code } } }",
+            json!({"s": sale}),
+        )
+        .await;
+    let invoice = confirmed["data"]["confirmSale"]["sale"]["invoiceNumber"].clone();
+    assert!(invoice.is_number(), "{confirmed}");
+
+    let erased = app
+        .gql(Some(&compliance), ERASE, json!({"input": {"customerId": customer, "reason": "data subject request"}}))
+        .await;
+    let request = payload(&erased, "requestErasure")["erasureRequest"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{erased}"))
+        .to_owned();
+    let query = "query($r: ID!) { deletionCertificate(requestId: $r) { id document } ledgerPublicKey }";
+    let r = app.gql(Some(&compliance), query, json!({"r": request})).await;
+    let document = r["data"]["deletionCertificate"]["document"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let key = r["data"]["ledgerPublicKey"].as_str().unwrap().to_owned();
+    assert!(independently_valid(&document, &key), "{document}");
+    // The same file every time.
+    let again = app.gql(Some(&compliance), query, json!({"r": request})).await;
+    assert_eq!(again["data"]["deletionCertificate"]["document"].as_str(), Some(document.as_str()));
+
+    let cert: Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(cert["subject"]["pseudonymous_id"], json!(customer));
+    assert_eq!(cert["certificate_id"], r["data"]["deletionCertificate"]["id"]);
+    let classes: Vec<&str> =
+        cert["destroyed_keys"].as_array().unwrap().iter().map(|k| k["class"].as_str().unwrap()).collect();
+    assert_eq!(classes.len(), 2, "{classes:?}");
+    let kept =
+        cert["retained"].as_array().unwrap().iter().find(|r| r["what"].as_str().unwrap().contains("sale")).unwrap();
+    let until: chrono::DateTime<chrono::Utc> = kept["until"].as_str().unwrap().parse().unwrap();
+    assert!(until > chrono::Utc::now() + chrono::Duration::days(365 * 7 - 2), "kept 7 years: {kept}");
+    let types: Vec<&str> =
+        cert["erasure_events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["ErasureStarted", "CustomerErased", "ErasureCompleted"]);
+    // Each proven leaf is the event's own chain hash (RFC 6962 leaf), as the log serves it.
+    for e in cert["erasure_events"].as_array().unwrap() {
+        let stream = app
+            .gql(
+                Some(&owner),
+                "query($s: String!) { streamEvents(streamId: $s) { nodes { eventId hash } } }",
+                json!({"s": e["stream_id"]}),
+            )
+            .await;
+        let hash = stream["data"]["streamEvents"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["eventId"] == e["event_id"])
+            .unwrap()["hash"]
+            .clone();
+        let mut bytes = vec![0u8];
+        bytes.extend(super::ledger::independent::unhex(hash.as_str().unwrap()));
+        let leaf = sha2::Sha256::digest(&bytes);
+        assert_eq!(e["leaf_hash"].as_str().unwrap(), leaf.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    }
+    // Any change breaks it.
+    for (from, to) in [(customer.as_str(), "00000000-0000-0000-0000-000000000000"), ("\"profile\"", "\"legal_hold\"")] {
+        let altered = document.replacen(from, to, 1);
+        assert_ne!(altered, document);
+        assert!(!independently_valid(&altered, &key), "a change to {from} went unnoticed");
+    }
+    // The invoice is kept, with its buyer identity readable to compliance.
+    let s = app
+        .gql(Some(&compliance), "query($s: ID!) { sale(id: $s) { invoiceNumber buyerName } }", json!({"s": sale}))
+        .await;
+    assert_eq!(s["data"]["sale"], json!({"invoiceNumber": invoice, "buyerName": "Quillon Zephyrine"}), "{s}");
+    // Not for an open or unknown request.
+    let open = app
+        .gql(
+            Some(&compliance),
+            OPEN,
+            json!({"input": {"customerId": customer, "kind": "ACCESS", "receivedVia": "EMAIL"}}),
+        )
+        .await;
+    let open_id = payload(&open, "openPrivacyRequest")["privacyRequest"]["id"].clone();
+    let r = app.gql(Some(&compliance), query, json!({"r": open_id})).await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
+    let r = app.gql(Some(&compliance), query, json!({"r": uuid::Uuid::now_v7().to_string()})).await;
+    assert!(r["data"]["deletionCertificate"].is_null(), "{r}");
 }

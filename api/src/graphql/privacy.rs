@@ -3,6 +3,7 @@
 
 use super::types::{ConnectionFields, UserError};
 use super::{command_context, outcome, page_size, parse_id, state, viewer};
+use crate::certificates::CertificateError;
 use crate::error::ApiError;
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
@@ -138,6 +139,14 @@ impl PrivacyRequest {
     }
 }
 
+/// A signed deletion certificate.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct DeletionCertificate {
+    pub id: ID,
+    /// The certificate: one JSON document whose `signature` member signs all the others.
+    pub document: String,
+}
+
 #[derive(InputObject, Default)]
 pub struct PrivacyRequestWhere {
     pub kind: Option<PrivacyRequestKind>,
@@ -249,6 +258,29 @@ impl PrivacyQuery {
             conn.edges.push(Edge::new(cursor, PrivacyRequest::from_row(r)?));
         }
         Ok(conn)
+    }
+
+    /// The signed deletion certificate of a completed erasure request: `document` is the JSON
+    /// text `inventory-connect certificate export` writes, byte for byte (check it with
+    /// `inventory-connect certificate verify`).
+    async fn deletion_certificate(
+        &self,
+        ctx: &Context<'_>,
+        request_id: ID,
+    ) -> async_graphql::Result<Option<DeletionCertificate>> {
+        let v = viewer(ctx)?;
+        let id = parse_id(&request_id, "requestId")?;
+        let s = state(ctx);
+        match crate::certificates::deletion_certificate(&s.store, &s.read, &s.ledger, v.store_id, id).await {
+            Ok(document) => {
+                Ok(Some(DeletionCertificate { id: ID(crate::certificates::certificate_id(id).to_string()), document }))
+            }
+            Err(CertificateError::NotFound) => Ok(None),
+            Err(e @ (CertificateError::NotCompleted | CertificateError::NotSealed)) => {
+                Err(ApiError::BadUserInput(e.to_string()).into())
+            }
+            Err(e) => Err(ApiError::internal("deletion certificate", &e).into()),
+        }
     }
 
     async fn privacy_request(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<PrivacyRequest>> {

@@ -97,6 +97,28 @@ pub struct PaymentRecord {
     pub at: Option<DateTime<Utc>>,
 }
 
+impl Sale {
+    /// Name and address from the sale's draft event, read from the log (not kept in any read
+    /// model, so nothing has to purge them).
+    async fn buyer_identity(&self, ctx: &Context<'_>) -> async_graphql::Result<(Option<String>, Option<String>)> {
+        require(ctx, Permission::ReadBuyerIdentity)?;
+        let events = super::state(ctx)
+            .store
+            .read_stream(&domain::SaleId::from_uuid(self.0.id).stream_id(), 0)
+            .await
+            .map_err(|e| ApiError::internal("sale stream", &e))?;
+        for e in events.iter().filter(|e| e.store_id == self.0.store_id) {
+            if let Ok(domain::sale::SaleEvent::SaleDrafted { buyer_name, buyer_address, .. }) =
+                domain::aggregate::decode(&e.event_type, &e.payload)
+            {
+                let clear = |p: Option<domain::Pii<String>>| p.and_then(|p| p.clear().cloned());
+                return Ok((clear(buyer_name), clear(buyer_address)));
+            }
+        }
+        Ok((None, None))
+    }
+}
+
 #[Object]
 impl Sale {
     async fn id(&self) -> ID {
@@ -113,6 +135,15 @@ impl Sale {
     }
     async fn customer_id(&self) -> Option<ID> {
         self.0.customer_id.map(|c| ID(c.to_string()))
+    }
+    /// The buyer's name as printed on the invoice (OWNER, COMPLIANCE). Kept under legal hold
+    /// after the customer is erased, until its retention ends; `null` once that key is gone.
+    async fn buyer_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(self.buyer_identity(ctx).await?.0)
+    }
+    /// The buyer's address as printed on the invoice (OWNER, COMPLIANCE), like `buyerName`.
+    async fn buyer_address(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(self.buyer_identity(ctx).await?.1)
     }
     /// The staff member who made the sale.
     async fn salesperson_id(&self) -> Option<ID> {

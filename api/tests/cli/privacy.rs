@@ -94,3 +94,94 @@ pub(super) async fn a_backup_older_than_an_erasure_never_brings_the_subject_back
     assert!(left.is_empty(), "plaintext after serving the old copy: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The binary with no database at all (offline checks).
+fn offline(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_inventory-connect"))
+        .args(["--data-dir", temp_dir().to_str().unwrap()])
+        .args(args)
+        .env_remove("IC_DATABASE_URL")
+        .env_remove("IC_MASTER_KEY")
+        .output()
+        .unwrap()
+}
+
+pub(super) async fn a_certificate_from_the_cli_is_the_api_document_and_verifies_offline(tdb: &TestDatabase) {
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Server::start_in(&tdb.url, dir.clone(), &[]).await;
+    let token = server.login().await;
+    let created = server
+        .gql(&token, "mutation { createCustomer(input: {name: \"Certa Fied\"}) { customer { id } } }", json!({}))
+        .await;
+    let customer = created["data"]["createCustomer"]["customer"]["id"].as_str().unwrap().to_owned();
+    let erased = server
+        .gql(
+            &token,
+            "mutation($c: ID!) { requestErasure(input: {customerId: $c, reason: \"subject request\"}) { erasureRequest { id } } }",
+            json!({"c": customer}),
+        )
+        .await;
+    let request = erased["data"]["requestErasure"]["erasureRequest"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{erased}"))
+        .to_owned();
+    let r = server
+        .gql(
+            &token,
+            "query($r: ID!) { deletionCertificate(requestId: $r) { document } ledgerPublicKey }",
+            json!({"r": request}),
+        )
+        .await;
+    let document = r["data"]["deletionCertificate"]["document"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let key = r["data"]["ledgerPublicKey"].as_str().unwrap().to_owned();
+    server.stop().await;
+
+    let file = dir.join("certificate.json");
+    let out = cli_at(
+        &tdb.url,
+        &dir,
+        Some(KEY),
+        &["certificate", "export", "--request", &request, "--out", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), document, "the CLI writes the API's document");
+    let path = file.to_str().unwrap();
+
+    let ok = offline(&["certificate", "verify", path, "--public-key", &key]);
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(stdout(&ok).starts_with("OK: certificate"), "{}", stdout(&ok));
+    let with_db = cli_at(&tdb.url, &dir, Some(KEY), &["certificate", "verify", path, "--public-key", &key]);
+    assert_eq!(with_db.status.code(), Some(0), "{}{}", stdout(&with_db), stderr(&with_db));
+    assert!(stdout(&with_db).contains("keys destroyed"), "{}", stdout(&with_db));
+
+    // Any byte changed fails; so does another key; a missing file cannot be checked.
+    let altered = dir.join("altered.json");
+    let subject_pos = document.find(&customer).unwrap();
+    let mut bytes = document.clone().into_bytes();
+    bytes[subject_pos] = if bytes[subject_pos] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&altered, bytes).unwrap();
+    let bad = offline(&["certificate", "verify", altered.to_str().unwrap(), "--public-key", &key]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stdout(&bad));
+    assert!(stdout(&bad).starts_with("INVALID"), "{}", stdout(&bad));
+    let other_key = key.replace(&key[key.len() - 8..key.len() - 1], "AAAAAAA");
+    let wrong = offline(&["certificate", "verify", path, "--public-key", &other_key]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", stdout(&wrong));
+    let missing = offline(&["certificate", "verify", dir.join("nope.json").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2));
+    let unknown = cli_at(
+        &tdb.url,
+        &dir,
+        Some(KEY),
+        &[
+            "certificate",
+            "export",
+            "--request",
+            &uuid::Uuid::now_v7().to_string(),
+            "--out",
+            dir.join("x.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    let _ = std::fs::remove_dir_all(&dir);
+}
