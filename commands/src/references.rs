@@ -37,6 +37,21 @@ pub async fn customer(
     c.state.map(|_| ()).ok_or_else(|| unknown(field, Customer::KIND))
 }
 
+/// The customer exists in this store; what consent rules need to know of them.
+pub async fn customer_facts(
+    store: &EventStore,
+    ctx: &CommandContext,
+    id: CustomerId,
+    field: &'static str,
+) -> Result<domain::consent::SubjectFacts, CommandError> {
+    let (c, _) = existing::<Customer>(store, ctx, &id.stream_id(), field).await?;
+    let s = c.state.ok_or_else(|| unknown(field, Customer::KIND))?;
+    Ok(domain::consent::SubjectFacts {
+        birthday: s.birthday.as_ref().and_then(|b| b.clear().copied()),
+        erased: s.erased || s.name.is_erased(),
+    })
+}
+
 /// The item exists in this store.
 pub async fn item(
     store: &EventStore,

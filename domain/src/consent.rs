@@ -10,7 +10,7 @@ use crate::aggregate::{Aggregate, DomainEvent};
 use crate::pii::KeyClass;
 use crate::values::Text;
 use crate::{CustomerId, DomainError, Pii, StoreId};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -47,6 +47,24 @@ pub enum CaptureMethod {
     Integration,
 }
 
+/// No marketing consent below this age (policy §9).
+pub const MINIMUM_AGE: u32 = 16;
+
+/// What the consent rules need to know about the customer, from their own stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubjectFacts {
+    pub birthday: Option<NaiveDate>,
+    pub erased: bool,
+}
+
+/// Completed years of age on `on`.
+pub fn age_on(birthday: NaiveDate, on: NaiveDate) -> u32 {
+    use chrono::Datelike;
+    let years = on.year() - birthday.year();
+    let before_birthday = (on.month(), on.day()) < (birthday.month(), birthday.day());
+    (years - i32::from(before_birthday)).max(0) as u32
+}
+
 /// One grant or withdrawal, as given.
 #[derive(Debug, Clone)]
 pub struct ConsentChange {
@@ -62,6 +80,7 @@ pub struct ConsentChange {
     pub user_agent: Option<String>,
     /// When the customer gave or withdrew consent (may be before it is recorded).
     pub effective_at: DateTime<Utc>,
+    pub subject: SubjectFacts,
 }
 
 #[derive(Debug, Clone)]
@@ -187,8 +206,20 @@ impl Aggregate for ConsentLedger {
     const KIND: &'static str = "consent ledger";
 
     fn decide(&self, command: &ConsentCommand) -> Result<Vec<ConsentEvent>, DomainError> {
+        let (ConsentCommand::Grant(c) | ConsentCommand::Withdraw(c)) = command;
+        if c.subject.erased {
+            return Err(DomainError::Erased { kind: "customer" });
+        }
         Ok(match command {
-            ConsentCommand::Grant(c) => vec![ConsentEvent::ConsentGranted(fact(c)?)],
+            ConsentCommand::Grant(c) => {
+                // Every purpose here is a marketing use (contact, profiling, sharing).
+                if let Some(b) = c.subject.birthday {
+                    if age_on(b, c.effective_at.date_naive()) < MINIMUM_AGE {
+                        return Err(DomainError::UnderAge { minimum: MINIMUM_AGE });
+                    }
+                }
+                vec![ConsentEvent::ConsentGranted(fact(c)?)]
+            }
             // Withdrawing is always recorded, even when nothing was granted: it is evidence.
             ConsentCommand::Withdraw(c) => vec![ConsentEvent::ConsentWithdrawn(fact(c)?)],
         })
@@ -218,7 +249,31 @@ mod tests {
             ip: Some("203.0.113.9".into()),
             user_agent: Some("Mozilla/5.0".into()),
             effective_at: at,
+            subject: SubjectFacts::default(),
         }
+    }
+
+    #[test]
+    fn no_marketing_consent_under_sixteen_but_withdrawals_always_record() {
+        let at: DateTime<Utc> = "2026-06-15T12:00:00Z".parse().unwrap();
+        let mut c = change(at);
+        c.subject.birthday = Some(NaiveDate::from_ymd_opt(2010, 6, 16).unwrap());
+        let e = given::<ConsentLedger>(&[]).when(ConsentCommand::Grant(c.clone())).then_reject("UNDER_AGE");
+        assert_eq!(e.field(), Some("customerId"));
+        given::<ConsentLedger>(&[]).when(ConsentCommand::Withdraw(c.clone())).events();
+        // Sixteen on the day.
+        c.subject.birthday = Some(NaiveDate::from_ymd_opt(2010, 6, 15).unwrap());
+        given::<ConsentLedger>(&[]).when(ConsentCommand::Grant(c.clone())).events();
+        c.subject.erased = true;
+        given::<ConsentLedger>(&[]).when(ConsentCommand::Grant(c)).then_reject("ERASED");
+        assert_eq!(
+            age_on(NaiveDate::from_ymd_opt(2008, 2, 29).unwrap(), NaiveDate::from_ymd_opt(2024, 2, 28).unwrap()),
+            15
+        );
+        assert_eq!(
+            age_on(NaiveDate::from_ymd_opt(2008, 2, 29).unwrap(), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
+            16
+        );
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub enum DomainError {
     /// An invitation or token passed its expiry.
     #[error("{kind} has expired")]
     Expired { kind: &'static str },
+    /// The data subject is younger than the law allows for this (policy §9: no marketing
+    /// consent under 16). Caller: user error; do not retry.
+    #[error("customerId: the customer is under {minimum}; marketing consent cannot be recorded")]
+    UnderAge { minimum: u32 },
 }
 
 impl DomainError {
@@ -78,6 +82,7 @@ impl DomainError {
             Self::BelowFloorPrice { .. } => "BELOW_FLOOR_PRICE",
             Self::UnknownReference { .. } => "NOT_FOUND",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::UnderAge { .. } => "UNDER_AGE",
         }
     }
 
@@ -89,6 +94,7 @@ impl DomainError {
             | Self::Amount { field, .. }
             | Self::UnknownReference { field, .. } => Some(field),
             Self::IdempotencyKeyReused => Some("idempotencyKey"),
+            Self::UnderAge { .. } => Some("customerId"),
             _ => None,
         }
     }

@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod money;
 pub mod pii;
 pub mod privacy;
+pub mod restriction;
 pub mod sale;
 pub mod staff;
 pub mod store;

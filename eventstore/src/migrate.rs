@@ -29,6 +29,7 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     8 => "0008_ledger.sql",
     9 => "0009_audit.sql",
     10 => "0010_privacy.sql",
+    11 => "0011_marketing.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -42,6 +43,7 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     8 => "0008_ledger.sql",
     9 => "0009_audit.sql",
     10 => "0010_privacy.sql",
+    11 => "0011_marketing.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

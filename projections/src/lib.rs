@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod consent;
 pub mod privacy;
 pub mod readmodels;
 pub mod rows;
@@ -37,11 +38,13 @@ pub enum Kind {
     Audit,
     /// Privacy requests (access, erasure, …) as cases.
     Privacy,
+    /// Consent facts and restrictions of processing (the marketing audience).
+    Consent,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Kind::Directory, Kind::Inventory, Kind::Customers, Kind::Sales, Kind::Audit, Kind::Privacy];
+    pub const ALL: [Kind; 7] =
+        [Kind::Directory, Kind::Inventory, Kind::Customers, Kind::Sales, Kind::Audit, Kind::Privacy, Kind::Consent];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -51,6 +54,7 @@ impl Kind {
             Self::Sales => "sales",
             Self::Audit => "audit",
             Self::Privacy => "privacy",
+            Self::Consent => "consent",
         }
     }
 
@@ -66,6 +70,7 @@ impl Kind {
             Self::Sales => &["rm_sales"],
             Self::Audit => &["rm_audit", "rm_audit_memo"],
             Self::Privacy => &["rm_privacy_requests"],
+            Self::Consent => &["rm_consent_facts", "rm_restrictions"],
         }
     }
 }
@@ -213,6 +218,18 @@ impl ReadDb {
         match self {
             ReadDb::Sqlite { reader, .. } => privacy::sqlite::list(reader, q).await,
             ReadDb::Postgres(pool) => privacy::postgres::list(pool, q).await,
+        }
+    }
+    pub async fn marketing_audience(&self, q: &consent::AudienceQuery) -> Result<(Vec<consent::AudienceMember>, bool)> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => consent::sqlite::audience(reader, q).await,
+            ReadDb::Postgres(pool) => consent::postgres::audience(pool, q).await,
+        }
+    }
+    pub async fn marketing_audience_count(&self, q: &consent::AudienceQuery) -> Result<i64> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => consent::sqlite::audience_count(reader, q).await,
+            ReadDb::Postgres(pool) => consent::postgres::audience_count(pool, q).await,
         }
     }
     pub async fn store_name(&self, store_id: Uuid) -> Result<Option<String>> {

@@ -239,6 +239,7 @@ macro_rules! read_models {
                     }
                     (Kind::Audit, _) => crate::audit::$module::apply(tx, e).await?,
                     (Kind::Privacy, "privacy_request") => crate::privacy::$module::apply(tx, e).await?,
+                    (Kind::Consent, kind @ ("consent" | "restriction")) => crate::consent::$module::apply(tx, e, kind).await?,
                     _ => {}
                 }
                 Ok(())
@@ -711,6 +712,16 @@ macro_rules! read_models {
                         for r in sqlx::query(&format!("SELECT {} FROM rm_audit ORDER BY event_id", crate::audit::COLS)).fetch_all(pool).await? {
                             let (id, summary, changes): (Uuid, String, String) = (r.try_get("event_id")?, r.try_get("summary")?, r.try_get("changes")?);
                             out.push(format!("{id} {summary} {changes}"));
+                        }
+                    }
+                    Kind::Consent => {
+                        for r in sqlx::query("SELECT event_id, purpose, channel, granted, effective_at FROM rm_consent_facts ORDER BY event_id").fetch_all(pool).await? {
+                            let (id, p, c, g, at): (Uuid, String, String, bool, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+                            out.push(format!("{id} {p} {c} {g} {at}"));
+                        }
+                        for r in sqlx::query("SELECT event_id, purpose, restricted, effective_at FROM rm_restrictions ORDER BY event_id, purpose").fetch_all(pool).await? {
+                            let (id, p, x, at): (Uuid, String, bool, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+                            out.push(format!("{id} {p} {x} {at}"));
                         }
                     }
                     Kind::Privacy => {

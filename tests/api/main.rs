@@ -6,6 +6,7 @@ mod evolution;
 mod inputs;
 mod isolation;
 mod ledger;
+mod marketing;
 mod matrix;
 mod privacy;
 mod staff;
@@ -14,6 +15,7 @@ use audit::*;
 use inputs::*;
 use isolation::*;
 use ledger::*;
+use marketing::*;
 use matrix::*;
 use privacy::*;
 use staff::*;
@@ -1028,6 +1030,8 @@ api_tests!(
     an_erased_customer_leaves_no_plaintext_and_keeps_a_completed_case,
     erasure_requests_are_checked_before_anything_is_destroyed,
     a_deletion_certificate_proves_the_erasure_and_keeps_the_invoice,
+    // marketing.rs
+    the_marketing_audience_follows_consent_restriction_and_erasure_as_of_any_instant,
 );
 
 #[test]

@@ -204,11 +204,12 @@ async fn change(ctx: &Context<'_>, input: ConsentInput, grant: bool) -> async_gr
     };
     // Consent is recorded only for customers of this store.
     let cctx = command_context(ctx, v, None);
-    if let Err(errors) =
-        super::outcome(commands::references::customer(&state(ctx).store, &cctx, customer, "customerId").await)?
-    {
-        return Ok(ConsentPayload { errors, ..Default::default() });
-    }
+    let subject = match super::outcome(
+        commands::references::customer_facts(&state(ctx).store, &cctx, customer, "customerId").await,
+    )? {
+        Ok(facts) => facts,
+        Err(errors) => return Ok(ConsentPayload { errors, ..Default::default() }),
+    };
     let evidence = input.evidence.unwrap_or(ConsentEvidenceInput { ip: None, user_agent: None });
     let change = ConsentChange {
         customer_id: customer,
@@ -221,6 +222,7 @@ async fn change(ctx: &Context<'_>, input: ConsentInput, grant: bool) -> async_gr
         ip: evidence.ip,
         user_agent: evidence.user_agent,
         effective_at: input.effective_at.unwrap_or_else(Utc::now),
+        subject,
     };
     let cmd = if grant { ConsentCommand::Grant(change) } else { ConsentCommand::Withdraw(change) };
     let mutation = if grant { "grantConsent" } else { "withdrawConsent" };

@@ -7,6 +7,7 @@ pub mod history;
 pub mod inventory;
 pub mod ledger;
 pub mod loaders;
+pub mod marketing;
 pub mod privacy;
 pub mod sales;
 pub mod sessions;
@@ -44,6 +45,7 @@ pub struct Query(
     ledger::LedgerQuery,
     audit::AuditQuery,
     privacy::PrivacyQuery,
+    marketing::MarketingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -56,6 +58,7 @@ pub struct Mutation(
     staff::StaffMutation,
     ledger::LedgerMutation,
     privacy::PrivacyMutation,
+    marketing::MarketingMutation,
 );
 
 /// Per-request data: the caller (if the token was valid) and a request id.
