@@ -217,9 +217,10 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
         ("Mutation", "refundPayment" | "returnSale") => Requires(Refund),
         ("Mutation", "grantConsent" | "withdrawConsent") => Requires(ManageConsent),
         ("Query", "privacyRequests" | "privacyRequest" | "deletionCertificate") => Requires(ManagePrivacy),
-        ("Mutation", "openPrivacyRequest" | "requestErasure" | "restrictProcessing" | "liftRestriction") => {
-            Requires(ManagePrivacy)
-        }
+        (
+            "Mutation",
+            "openPrivacyRequest" | "requestErasure" | "restrictProcessing" | "liftRestriction" | "exportSubjectData",
+        ) => Requires(ManagePrivacy),
         ("Query", "marketingAudience") => Requires(ReadConsent),
         _ => return None,
     })

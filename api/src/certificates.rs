@@ -83,6 +83,7 @@ pub async fn deletion_certificate(
             PrivacyRequestEvent::PrivacyRequestOpened { .. } => opened = Some((e, event)),
             PrivacyRequestEvent::ErasureStarted { .. } => started = Some((e, event)),
             PrivacyRequestEvent::ErasureCompleted { .. } => completed = Some((e, event)),
+            PrivacyRequestEvent::SubjectDataExported { .. } => {}
         }
     }
     let (Some((opened_at, opened)), Some((started_at, _)), Some((completed_at, completed))) =

@@ -9,6 +9,7 @@ pub mod certificates;
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod exports;
 pub mod graphql;
 pub mod metrics;
 pub mod sessions;

@@ -175,3 +175,57 @@ pub async fn reapply_erasures(store: &EventStore, ledger: &ErasureLedger) -> Res
     }
     Ok(reapplied)
 }
+
+/// Records that the subject's data was exported (the sections, never the content): answers
+/// `request` (an access or portability request about them), or opens an access request for it.
+/// `new_request_id` names the request opened when none is given. Returns the position written.
+pub async fn record_export(
+    store: &EventStore,
+    ctx: &CommandContext,
+    subject: Subject,
+    request: Option<PrivacyRequestId>,
+    new_request_id: PrivacyRequestId,
+    sections: &[&str],
+) -> Result<Option<Position>, CommandError> {
+    let request_id = request.unwrap_or(new_request_id);
+    let mut commands = Vec::new();
+    match request {
+        Some(id) => {
+            let (r, _) = load::<PrivacyRequest>(store, ctx.store_id, &id.stream_id()).await.map_err(|e| match e {
+                CommandError::Rejected(DomainError::NotFound { .. }) => {
+                    DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND }.into()
+                }
+                e => e,
+            })?;
+            let state = r
+                .state
+                .ok_or(DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND })?;
+            if state.subject != subject {
+                return Err(DomainError::invalid("privacyRequestId", "is about another data subject").into());
+            }
+        }
+        None => commands.push(PrivacyRequestCommand::Open(OpenPrivacyRequest {
+            request_id,
+            store_id: ctx.store_id,
+            subject,
+            kind: RequestKind::Access,
+            received_via: "staff".into(),
+            identity_verified_by: None,
+            notes: None,
+            received_at: Utc::now(),
+        })),
+    }
+    commands.push(PrivacyRequestCommand::RecordExport {
+        sections: sections.iter().map(|s| (*s).to_owned()).collect(),
+        at: Utc::now(),
+    });
+    let done = crate::idempotency::once(store, ctx, None, "exportSubjectData", request_id.as_uuid(), |mut d| {
+        let commands = commands.clone();
+        async move {
+            d.decide::<PrivacyRequest>(&request_id.stream_id(), &commands).await?;
+            Ok(d)
+        }
+    })
+    .await?;
+    Ok(done.position)
+}

@@ -128,6 +128,12 @@ pub enum PrivacyRequestCommand {
     CompleteErasure {
         at: DateTime<Utc>,
     },
+    /// An access or portability request answered with an export of these sections; the
+    /// request is then complete.
+    RecordExport {
+        sections: Vec<String>,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +164,13 @@ pub enum PrivacyRequestEvent {
         keys: Vec<DestroyedKey>,
         at: DateTime<Utc>,
     },
+    /// The subject's data was exported (the sections, never the content).
+    SubjectDataExported {
+        request_id: PrivacyRequestId,
+        subject: Subject,
+        sections: Vec<String>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl PrivacyRequestEvent {
@@ -165,14 +178,16 @@ impl PrivacyRequestEvent {
         match self {
             Self::PrivacyRequestOpened { request_id, .. }
             | Self::ErasureStarted { request_id, .. }
-            | Self::ErasureCompleted { request_id, .. } => *request_id,
+            | Self::ErasureCompleted { request_id, .. }
+            | Self::SubjectDataExported { request_id, .. } => *request_id,
         }
     }
     pub fn subject(&self) -> Subject {
         match self {
             Self::PrivacyRequestOpened { subject, .. }
             | Self::ErasureStarted { subject, .. }
-            | Self::ErasureCompleted { subject, .. } => *subject,
+            | Self::ErasureCompleted { subject, .. }
+            | Self::SubjectDataExported { subject, .. } => *subject,
         }
     }
 }
@@ -255,6 +270,18 @@ impl Aggregate for PrivacyRequest {
                     }]),
                 }
             }
+            (PrivacyRequestCommand::RecordExport { sections, at }, Some(s)) => {
+                if !matches!(s.kind, RequestKind::Access | RequestKind::Portability) {
+                    return Err(DomainError::invalid("privacyRequestId", "is not an access or portability request"));
+                }
+                // A completed request may be answered again (a new copy): each export is a fact.
+                Ok(vec![PrivacyRequestEvent::SubjectDataExported {
+                    request_id: s.id,
+                    subject: s.subject,
+                    sections: sections.clone(),
+                    at: *at,
+                }])
+            }
             (PrivacyRequestCommand::CompleteErasure { at }, Some(s)) => match s.status {
                 RequestStatus::Completed => Ok(vec![]),
                 RequestStatus::Open => {
@@ -299,7 +326,7 @@ impl Aggregate for PrivacyRequest {
                     s.keys = keys.clone();
                 }
             }
-            PrivacyRequestEvent::ErasureCompleted { at, .. } => {
+            PrivacyRequestEvent::ErasureCompleted { at, .. } | PrivacyRequestEvent::SubjectDataExported { at, .. } => {
                 if let Some(s) = &mut self.state {
                     s.status = RequestStatus::Completed;
                     s.completed_at = Some(*at);
@@ -391,6 +418,19 @@ mod tests {
         given::<PrivacyRequest>(&erasure)
             .when(PrivacyRequestCommand::CompleteErasure { at: at("2026-03-02T00:00:00Z") })
             .then_reject("ILLEGAL_TRANSITION");
+    }
+
+    #[test]
+    fn an_access_request_is_answered_by_an_export_and_an_erasure_request_is_not() {
+        let access = given::<PrivacyRequest>(&[]).when(open(RequestKind::Access)).events();
+        let export =
+            PrivacyRequestCommand::RecordExport { sections: vec!["profile".into()], at: at("2026-03-02T00:00:00Z") };
+        let done = given::<PrivacyRequest>(&access).when(export.clone()).events();
+        let all: Vec<_> = access.iter().chain(&done).cloned().collect();
+        let state = PrivacyRequest::replay(&all).state.unwrap();
+        assert_eq!((state.status, state.completed_at), (RequestStatus::Completed, Some(at("2026-03-02T00:00:00Z"))));
+        let erasure = given::<PrivacyRequest>(&[]).when(open(RequestKind::Erasure)).events();
+        given::<PrivacyRequest>(&erasure).when(export).then_reject("INVALID");
     }
 
     #[test]

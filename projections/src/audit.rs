@@ -363,6 +363,24 @@ macro_rules! audit_sql {
                 Ok((rows, more))
             }
 
+            /// Every entry about a data subject, oldest first: the events of `streams` (their
+            /// own), and any other entry whose recorded changes name `subject` (a reservation or
+            /// memo for them, a sale to them, …).
+            pub async fn about(
+                pool: &Pool,
+                store_id: Uuid,
+                streams: &[String],
+                subject: Uuid,
+            ) -> Result<Vec<AuditRow>> {
+                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {COLS} FROM rm_audit WHERE store_id = "));
+                qb.push_bind(store_id).push(" AND (changes LIKE ").push_bind(format!("%{subject}%"));
+                for s in streams {
+                    qb.push(" OR stream_id = ").push_bind(s.clone());
+                }
+                qb.push(") ORDER BY commit_pos, seq_pos");
+                qb.build().fetch_all(pool).await?.iter().map(row).collect()
+            }
+
             pub async fn count(pool: &Pool, f: &AuditFilter) -> Result<i64> {
                 let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM rm_audit");
                 filter(&mut qb, f);

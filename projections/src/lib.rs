@@ -192,6 +192,12 @@ impl ReadDb {
             ReadDb::Postgres(pool) => audit::postgres::page(pool, f).await,
         }
     }
+    pub async fn audit_about(&self, store_id: Uuid, streams: &[String], subject: Uuid) -> Result<Vec<audit::AuditRow>> {
+        match self {
+            ReadDb::Sqlite { reader, .. } => audit::sqlite::about(reader, store_id, streams, subject).await,
+            ReadDb::Postgres(pool) => audit::postgres::about(pool, store_id, streams, subject).await,
+        }
+    }
     pub async fn audit_count(&self, f: &audit::AuditFilter) -> Result<i64> {
         match self {
             ReadDb::Sqlite { reader, .. } => audit::sqlite::count(reader, f).await,

@@ -115,6 +115,18 @@ macro_rules! privacy_sql {
                         .execute(&mut **tx)
                         .await?;
                     }
+                    PrivacyRequestEvent::SubjectDataExported { request_id, .. } => {
+                        sqlx::query(
+                            "UPDATE rm_privacy_requests SET status = $2, handled_by = COALESCE($3, handled_by),
+                               completed_at = $4, updated_at = $4 WHERE request_id = $1",
+                        )
+                        .bind(request_id.as_uuid())
+                        .bind(name(&RequestStatus::Completed))
+                        .bind(actor)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
                     PrivacyRequestEvent::ErasureStarted { request_id, keys, .. }
                     | PrivacyRequestEvent::ErasureCompleted { request_id, keys, .. } => {
                         let status = if done { RequestStatus::Completed } else { RequestStatus::InProgress };

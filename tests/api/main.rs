@@ -1030,6 +1030,7 @@ api_tests!(
     an_erased_customer_leaves_no_plaintext_and_keeps_a_completed_case,
     erasure_requests_are_checked_before_anything_is_destroyed,
     a_deletion_certificate_proves_the_erasure_and_keeps_the_invoice,
+    a_subject_export_holds_everything_about_them_and_is_itself_recorded,
     // marketing.rs
     the_marketing_audience_follows_consent_restriction_and_erasure_as_of_any_instant,
 );

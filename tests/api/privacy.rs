@@ -382,3 +382,155 @@ pub(crate) async fn a_deletion_certificate_proves_the_erasure_and_keeps_the_invo
     let r = app.gql(Some(&compliance), query, json!({"r": uuid::Uuid::now_v7().to_string()})).await;
     assert!(r["data"]["deletionCertificate"].is_null(), "{r}");
 }
+
+/// Validates an export against the JSON Schema in the repository.
+fn matches_schema(document: &Value) {
+    let errors = schema_errors(document);
+    assert!(errors.is_empty(), "the export does not match its schema: {errors:#?}");
+    // The schema is strict enough to notice a wrong type or a missing section.
+    let mut broken = document.clone();
+    broken["profile"]["erased"] = json!("no");
+    assert!(!schema_errors(&broken).is_empty());
+    let mut broken = document.clone();
+    broken.as_object_mut().unwrap().remove("processing");
+    assert!(!schema_errors(&broken).is_empty());
+}
+
+fn schema_errors(document: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(include_str!("../../docs/schemas/subject-export.schema.json")).unwrap();
+    let validator = jsonschema::options().should_validate_formats(true).build(&schema).expect("a valid schema");
+    validator.iter_errors(document).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+}
+
+const EXPORT: &str = "mutation($input: ExportSubjectDataInput!) { exportSubjectData(input: $input) {
+    document privacyRequest { id kind status } position errors { field code message } } }";
+
+pub(crate) async fn a_subject_export_holds_everything_about_them_and_is_itself_recorded(app: TestApp) {
+    let owner = app.owner().await;
+    let compliance = app.staff(Role::Compliance).await;
+    let customer = capture(&app, &owner).await;
+    let item = app.gql(Some(&owner), super::ACQUIRE, super::acquire_input("5200.00")).await;
+    let item = item["data"]["acquireItem"]["item"]["id"].as_str().unwrap().to_owned();
+    let held = app
+        .gql(
+            Some(&owner),
+            "mutation($i: ID!, $c: ID!) { reserveItem(input: {itemId: $i, customerId: $c}) { errors { field code } } }",
+            json!({"i": item, "c": customer}),
+        )
+        .await;
+    assert_eq!(held["data"]["reserveItem"]["errors"], json!([]), "{held}");
+    let sale = app
+        .gql(
+            Some(&owner),
+            "mutation($c: ID, $i: ID!) { createSale(input: {customerId: $c, lines: [{itemId: $i, price: {amount: \"5200.00\", currency: \"USD\"}}], buyerName: \"Quillon Zephyrine\"}) { sale { id } errors { code } } }",
+            json!({"c": customer, "i": item}),
+        )
+        .await;
+    let sale = sale["data"]["createSale"]["sale"]["id"].as_str().unwrap_or_else(|| panic!("{sale}")).to_owned();
+    app.gql(
+        Some(&owner),
+        "mutation($s: ID!) { confirmSale(input: {saleId: $s}) { errors { code } } }",
+        json!({"s": sale}),
+    )
+    .await;
+    let access = app
+        .gql(
+            Some(&compliance),
+            OPEN,
+            json!({"input": {"customerId": customer, "kind": "ACCESS", "receivedVia": "EMAIL"}}),
+        )
+        .await;
+    let request = payload(&access, "openPrivacyRequest")["privacyRequest"]["id"].as_str().unwrap().to_owned();
+
+    let r = app
+        .gql(Some(&compliance), EXPORT, json!({"input": {"customerId": customer, "privacyRequestId": request}}))
+        .await;
+    let p = payload(&r, "exportSubjectData");
+    assert_eq!(p["errors"], json!([]), "{r}");
+    assert_eq!(
+        (&p["privacyRequest"]["id"], &p["privacyRequest"]["status"]),
+        (&json!(request), &json!("COMPLETED")),
+        "{r}"
+    );
+    let doc: Value = serde_json::from_str(p["document"].as_str().unwrap()).unwrap();
+    matches_schema(&doc);
+    assert_eq!(doc["subject"], json!({"kind": "customer", "id": customer}));
+    assert_eq!(doc["profile"]["name"], SECRETS[0]);
+    assert_eq!(doc["profile"]["external_ids"]["shopify"], SECRETS[6]);
+    assert_eq!(doc["consent"]["history"][0]["evidence"]["ip"], SECRETS[7]);
+    assert_eq!(doc["consent"]["current"][0]["granted"], true);
+    assert_eq!(doc["purchases"][0]["sale_id"], json!(sale));
+    assert_eq!(doc["purchases"][0]["buyer_name"], SECRETS[0]);
+    assert!(doc["holds"].as_array().unwrap().iter().any(|h| h["event_type"] == "ItemReserved"), "{}", doc["holds"]);
+    let audited: Vec<&str> =
+        doc["audit"].as_array().unwrap().iter().map(|a| a["event_type"].as_str().unwrap()).collect();
+    for t in ["CustomerRegistered", "ConsentGranted", "SaleDrafted", "PrivacyRequestOpened"] {
+        assert!(audited.contains(&t), "{t} missing from {audited:?}");
+    }
+    assert!(!doc["processing"]["recipients"].as_array().unwrap().is_empty());
+    // The export is an event on the request's stream, naming sections, never content.
+    let events = app
+        .gql(
+            Some(&owner),
+            "query($s: String!) { streamEvents(streamId: $s) { nodes { eventType payload } } }",
+            json!({"s": format!("privacy_request-{request}")}),
+        )
+        .await;
+    let exported = events["data"]["streamEvents"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["eventType"] == "SubjectDataExported")
+        .cloned();
+    let payload_text = exported.unwrap_or_else(|| panic!("{events}"))["payload"].to_string();
+    assert!(payload_text.contains("purchases") && !payload_text.contains("Zephyrine"), "{payload_text}");
+
+    // Without a request one is opened; an erasure request cannot be answered with an export.
+    let r = app.gql(Some(&compliance), EXPORT, json!({"input": {"customerId": customer}})).await;
+    assert_eq!(payload(&r, "exportSubjectData")["privacyRequest"]["kind"], "ACCESS", "{r}");
+    let erasure = app
+        .gql(
+            Some(&compliance),
+            OPEN,
+            json!({"input": {"customerId": customer, "kind": "ERASURE", "receivedVia": "EMAIL"}}),
+        )
+        .await;
+    let erasure_id = payload(&erasure, "openPrivacyRequest")["privacyRequest"]["id"].clone();
+    let r = app
+        .gql(Some(&compliance), EXPORT, json!({"input": {"customerId": customer, "privacyRequestId": erasure_id}}))
+        .await;
+    assert_eq!(payload(&r, "exportSubjectData")["errors"][0]["field"], "privacyRequestId", "{r}");
+    assert!(payload(&r, "exportSubjectData")["document"].is_null());
+
+    // After erasure the export says so and holds nothing personal but the legal-hold identity.
+    app.gql(
+        Some(&compliance),
+        ERASE,
+        json!({"input": {"customerId": customer, "reason": "subject request", "privacyRequestId": erasure_id}}),
+    )
+    .await;
+    let r = app.gql(Some(&compliance), EXPORT, json!({"input": {"customerId": customer}})).await;
+    let doc: Value =
+        serde_json::from_str(payload(&r, "exportSubjectData")["document"].as_str().unwrap_or_else(|| panic!("{r}")))
+            .unwrap();
+    matches_schema(&doc);
+    assert_eq!((&doc["profile"]["erased"], &doc["profile"]["name"]), (&json!(true), &Value::Null));
+    assert_eq!(doc["consent"]["history"][0]["evidence"], json!({"ip": null, "user_agent": null, "erased": true}));
+    assert_eq!(doc["purchases"][0]["buyer_name"], SECRETS[0], "kept under legal hold");
+
+    // A staff member is a data subject too.
+    let me = app.gql(Some(&compliance), "{ me { userId } }", json!({})).await;
+    let staff_id = me["data"]["me"]["userId"].as_str().unwrap().to_owned();
+    let r = app.gql(Some(&owner), EXPORT, json!({"input": {"staffId": staff_id}})).await;
+    let doc: Value =
+        serde_json::from_str(payload(&r, "exportSubjectData")["document"].as_str().unwrap_or_else(|| panic!("{r}")))
+            .unwrap();
+    matches_schema(&doc);
+    assert_eq!(doc["profile"]["role"], "COMPLIANCE");
+    assert!(
+        doc["actions"].as_array().unwrap().iter().any(|a| a["event_type"] == "ErasureCompleted"),
+        "{}",
+        doc["actions"]
+    );
+    assert!(!doc["sessions"].as_array().unwrap().is_empty());
+}

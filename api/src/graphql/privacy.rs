@@ -179,6 +179,25 @@ pub struct RequestErasureInput {
     pub privacy_request_id: Option<ID>,
 }
 
+/// Exactly one of `customerId` and `staffId` names the data subject.
+#[derive(InputObject)]
+pub struct ExportSubjectDataInput {
+    pub customer_id: Option<ID>,
+    pub staff_id: Option<ID>,
+    /// The access or portability request this answers; without one, an access request is
+    /// opened for it.
+    pub privacy_request_id: Option<ID>,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct SubjectExportPayload {
+    /// The export: one JSON document (schema: `docs/schemas/subject-export.schema.json`).
+    pub document: Option<String>,
+    pub privacy_request: Option<PrivacyRequest>,
+    pub position: Option<String>,
+    pub errors: Vec<UserError>,
+}
+
 #[derive(SimpleObject, Default)]
 pub struct PrivacyRequestPayload {
     pub privacy_request: Option<PrivacyRequest>,
@@ -200,6 +219,43 @@ const PRIVACY_ORDER: &str = "privacy-received";
 
 fn optional_id(id: &Option<ID>, field: &str) -> Result<Option<Uuid>, UserError> {
     id.as_ref().map(|i| Uuid::parse_str(i.as_str()).map_err(|_| UserError::invalid_id(field))).transpose()
+}
+
+/// The data subject named by exactly one of `customer_id` and `staff_id`. Unknown or foreign
+/// ids are answered first (`NOT_FOUND`), as everywhere; then the one-of rule.
+async fn subject_of(
+    ctx: &Context<'_>,
+    v: &crate::auth::Viewer,
+    customer_id: &Option<ID>,
+    staff_id: &Option<ID>,
+) -> async_graphql::Result<Result<Subject, Vec<UserError>>> {
+    let (customer, staff) = match (optional_id(customer_id, "customerId"), optional_id(staff_id, "staffId")) {
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(vec![e])),
+        (Ok(c), Ok(s)) => (c, s),
+    };
+    let cctx = command_context(ctx, v, None);
+    let store = &state(ctx).store;
+    if let Some(c) = customer {
+        let found = commands::references::customer(store, &cctx, CustomerId::from_uuid(c), "customerId").await;
+        if let Err(errors) = outcome(found)? {
+            return Ok(Err(errors));
+        }
+    }
+    if let Some(s) = staff {
+        let found = commands::references::staff_member(store, &cctx, UserId::from_uuid(s), "staffId").await;
+        if let Err(errors) = outcome(found)? {
+            return Ok(Err(errors));
+        }
+    }
+    Ok(match (customer, staff) {
+        (Some(c), None) => Ok(Subject::Customer(CustomerId::from_uuid(c))),
+        (None, Some(s)) => Ok(Subject::Staff(UserId::from_uuid(s))),
+        _ => Err(vec![UserError {
+            field: Some("customerId".into()),
+            code: "INVALID".into(),
+            message: "customerId: give exactly one of customerId and staffId".into(),
+        }]),
+    })
 }
 
 /// Reads a request after a write (waiting, bounded, for the projection to reach it).
@@ -304,33 +360,9 @@ impl PrivacyMutation {
         input: OpenPrivacyRequestInput,
     ) -> async_graphql::Result<PrivacyRequestPayload> {
         let v = viewer(ctx)?;
-        let fail = |e: UserError| Ok(PrivacyRequestPayload { errors: vec![e], ..Default::default() });
-        let subject = match (optional_id(&input.customer_id, "customerId"), optional_id(&input.staff_id, "staffId")) {
-            (Err(e), _) | (_, Err(e)) => return fail(e),
-            (Ok(Some(c)), Ok(None)) => Subject::Customer(CustomerId::from_uuid(c)),
-            (Ok(None), Ok(Some(s))) => Subject::Staff(UserId::from_uuid(s)),
-            (Ok(customer), Ok(staff)) => {
-                // Unknown or foreign ids are answered first, as everywhere.
-                let cctx = command_context(ctx, v, None);
-                let store = &state(ctx).store;
-                if let Some(c) = customer {
-                    let found = commands::references::customer(store, &cctx, CustomerId::from_uuid(c), "customerId");
-                    if let Err(errors) = outcome(found.await)? {
-                        return Ok(PrivacyRequestPayload { errors, ..Default::default() });
-                    }
-                }
-                if let Some(s) = staff {
-                    let found = commands::references::staff_member(store, &cctx, UserId::from_uuid(s), "staffId");
-                    if let Err(errors) = outcome(found.await)? {
-                        return Ok(PrivacyRequestPayload { errors, ..Default::default() });
-                    }
-                }
-                return fail(UserError {
-                    field: Some("customerId".into()),
-                    code: "INVALID".into(),
-                    message: "customerId: give exactly one of customerId and staffId".into(),
-                });
-            }
+        let subject = match subject_of(ctx, v, &input.customer_id, &input.staff_id).await? {
+            Ok(subject) => subject,
+            Err(errors) => return Ok(PrivacyRequestPayload { errors, ..Default::default() }),
         };
         let request_id = PrivacyRequestId::new_v7();
         let request = OpenPrivacyRequest {
@@ -349,6 +381,48 @@ impl PrivacyMutation {
             Ok(once) => Ok(PrivacyRequestPayload {
                 privacy_request: request_after(ctx, v.store_id, request_id.as_uuid(), once.position).await?,
                 position: once.position.map(|p| p.to_string()),
+                errors: vec![],
+            }),
+        }
+    }
+
+    /// Everything held about a data subject (customer or staff member) as one machine-readable
+    /// JSON document (access and portability, policy §6). The export is itself recorded.
+    async fn export_subject_data(
+        &self,
+        ctx: &Context<'_>,
+        input: ExportSubjectDataInput,
+    ) -> async_graphql::Result<SubjectExportPayload> {
+        let v = viewer(ctx)?;
+        let fail = |e: UserError| Ok(SubjectExportPayload { errors: vec![e], ..Default::default() });
+        let request = match optional_id(&input.privacy_request_id, "privacyRequestId") {
+            Ok(r) => r.map(PrivacyRequestId::from_uuid),
+            Err(e) => return fail(e),
+        };
+        let subject = match subject_of(ctx, v, &input.customer_id, &input.staff_id).await? {
+            Ok(subject) => subject,
+            Err(errors) => return Ok(SubjectExportPayload { errors, ..Default::default() }),
+        };
+        let s = state(ctx);
+        let cctx = command_context(ctx, v, None);
+        // The request it answers (or a new one) is known before the document is built.
+        let request_id = request.unwrap_or_else(PrivacyRequestId::new_v7);
+        let built = match subject {
+            Subject::Customer(c) => crate::exports::customer_export(s, v.store_id, c, request_id.as_uuid()).await,
+            Subject::Staff(u) => crate::exports::staff_export(s, v.store_id, u, request_id.as_uuid()).await,
+        };
+        let document = built.map_err(|e| ApiError::internal("subject export", e.as_ref()))?;
+        let sections: &[&str] = match subject {
+            Subject::Customer(_) => &crate::exports::CUSTOMER_SECTIONS,
+            Subject::Staff(_) => &crate::exports::STAFF_SECTIONS,
+        };
+        let recorded = commands::privacy::record_export(&s.store, &cctx, subject, request, request_id, sections).await;
+        match outcome(recorded)? {
+            Err(errors) => Ok(SubjectExportPayload { errors, ..Default::default() }),
+            Ok(position) => Ok(SubjectExportPayload {
+                document: Some(serde_json::to_string_pretty(&document).expect("JSON serialises")),
+                privacy_request: request_after(ctx, v.store_id, request_id.as_uuid(), position).await?,
+                position: position.map(|p| p.to_string()),
                 errors: vec![],
             }),
         }
