@@ -112,7 +112,7 @@ impl AppState {
         let erasure_ledger = settings.erasure_ledger.clone().map(ErasureLedger::new);
         let read = ReadDb::new(&db);
         if let Some(ledger) = &erasure_ledger {
-            let n = commands::privacy::reapply_erasures(&store, ledger).await?;
+            let n = commands::privacy::reapply_erasures(&store, &Accounts::new(&db), ledger).await?;
             if n > 0 {
                 tracing::warn!(erasures = n, "re-applied erasures that a restored copy had undone");
                 // Purge the read models and scrub storage before the first request.

@@ -219,7 +219,8 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
         ("Query", "privacyRequests" | "privacyRequest" | "deletionCertificate") => Requires(ManagePrivacy),
         (
             "Mutation",
-            "openPrivacyRequest" | "requestErasure" | "restrictProcessing" | "liftRestriction" | "exportSubjectData",
+            "openPrivacyRequest" | "requestErasure" | "eraseStaffMember" | "restrictProcessing" | "liftRestriction"
+            | "exportSubjectData",
         ) => Requires(ManagePrivacy),
         ("Query", "marketingAudience") => Requires(ReadConsent),
         _ => return None,

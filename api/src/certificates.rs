@@ -10,6 +10,7 @@ use domain::customer::CustomerEvent;
 use domain::ids::consent_stream;
 use domain::privacy::{PrivacyRequestEvent, RequestKind, Subject};
 use domain::sale::SaleEvent;
+use domain::store::StoreEvent;
 use domain::{CustomerId, KeyClass};
 use eventstore::ledger::Ledger;
 use eventstore::{EventStore, Position, RecordedEvent, StoreError};
@@ -100,31 +101,57 @@ pub async fn deletion_certificate(
     if kind != RequestKind::Erasure {
         return Err(CertificateError::NotCompleted);
     }
-    let Subject::Customer(customer) = subject else { return Err(CertificateError::NotCompleted) };
     let until = completed_at.position;
-
-    // The events that carried out the erasure: this request's start and completion, and the
-    // subject's own erased event (written by the first erasure of this subject).
-    let customer_events = stream_until(store, &customer.stream_id(), until).await?;
     let mut erasure_events = vec![started_at.clone(), completed_at.clone()];
-    for e in &customer_events {
-        if matches!(decode::<CustomerEvent>(&e.event_type, &e.payload), Ok(CustomerEvent::CustomerErased { .. })) {
-            erasure_events.push(e.clone());
+    let request_events = recorded.iter().filter(|e| e.position <= until).count();
+    let (mut streams, purged, retained_sales, hold_until) = match subject {
+        Subject::Customer(customer) => {
+            // The subject's own erased event (written by the first erasure of this subject).
+            let own = stream_until(store, &customer.stream_id(), until).await?;
+            erasure_events.extend(
+                own.iter()
+                    .filter(|e| {
+                        matches!(
+                            decode::<CustomerEvent>(&e.event_type, &e.payload),
+                            Ok(CustomerEvent::CustomerErased { .. })
+                        )
+                    })
+                    .cloned(),
+            );
+            let mut streams =
+                vec![json!({"stream_id": customer.stream_id(), "events": own.len(), "personal_data": "erased"})];
+            let consent = stream_until(store, &consent_stream(customer), until).await?;
+            if !consent.is_empty() {
+                streams.push(json!({"stream_id": consent_stream(customer), "events": consent.len(), "personal_data": "evidence erased; consent facts kept"}));
+            }
+            let (sales, hold) = sales_of(store, read, store_id, customer, until, &mut streams).await?;
+            let purged =
+                "rm_customers (name, email, phone, notes, address, birthday, tags, external ids, email lookup)";
+            (streams, purged, sales, hold)
         }
-    }
+        Subject::Staff(user) => {
+            let roster_stream = domain::StoreId::from_uuid(store_id).stream_id();
+            let roster = stream_until(store, &roster_stream, until).await?;
+            erasure_events.extend(
+                roster
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            decode::<StoreEvent>(&e.event_type, &e.payload),
+                            Ok(StoreEvent::StaffErased { user_id, .. }) if user_id == user
+                        )
+                    })
+                    .cloned(),
+            );
+            let streams = vec![json!({"stream_id": roster_stream, "events": roster.len(),
+                                      "personal_data": "the member's name and email erased; their id kept as a pseudonym"})];
+            (streams, "rm_staff (name, email lookup); the account store's password hash, sessions and tokens", 0, None)
+        }
+    };
     erasure_events.sort_by_key(|e| e.position);
+    streams.push(json!({"stream_id": request_stream, "events": request_events, "personal_data": "erased"}));
 
-    // Streams affected, counted up to the completion.
-    let mut streams =
-        vec![json!({"stream_id": customer.stream_id(), "events": customer_events.len(), "personal_data": "erased"})];
-    let consent = stream_until(store, &consent_stream(customer), until).await?;
-    if !consent.is_empty() {
-        streams.push(json!({"stream_id": consent_stream(customer), "events": consent.len(), "personal_data": "evidence erased; consent facts kept"}));
-    }
-    streams.push(json!({"stream_id": request_stream, "events": recorded.iter().filter(|e| e.position <= until).count(), "personal_data": "erased"}));
-    let (retained_sales, hold_until) = sales_of(store, read, store_id, customer, until, &mut streams).await?;
-
-    let record = store.subject_keys(store_id, customer.as_uuid()).await?;
+    let record = store.subject_keys(store_id, subject.as_uuid()).await?;
     let destroyed: Vec<Value> = keys
         .iter()
         .map(|k| {
@@ -177,7 +204,7 @@ pub async fn deletion_certificate(
         "type": ledger::certificate::CERTIFICATE_TYPE,
         "certificate_id": certificate_id(request_id),
         "store_id": store_id,
-        "subject": {"kind": "customer", "pseudonymous_id": customer.as_uuid()},
+        "subject": {"kind": subject.kind(), "pseudonymous_id": subject.as_uuid()},
         "request": {
             "id": request_id,
             "kind": "ERASURE",
@@ -192,7 +219,7 @@ pub async fn deletion_certificate(
         },
         "destroyed_keys": destroyed,
         "streams": streams,
-        "read_models_purged": ["rm_customers (name, email, phone, notes, address, birthday, tags, external ids, email lookup)"],
+        "read_models_purged": [purged],
         "retained": retained,
         "backups": format!(
             "Backups taken before {} still hold the destroyed keys; they roll off within the store's backup window of {BACKUP_WINDOW_DAYS} days. Every restore re-applies this erasure from the erasure ledger before serving.",

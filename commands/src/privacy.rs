@@ -18,9 +18,10 @@ use domain::privacy::{
     DestroyedKey, OpenPrivacyRequest, PrivacyRequest, PrivacyRequestCommand, PrivacyRequestId, RequestKind,
     RequestStatus, Subject, ERASED_NOW,
 };
-use domain::{Aggregate, CustomerId, DomainError, StoreId};
+use domain::store::{Store, StoreCommand};
+use domain::{Aggregate, CustomerId, DomainError, StoreId, UserId};
 use eventstore::erasures::{ErasureLedger, ErasureRecord};
-use eventstore::{EventStore, Position};
+use eventstore::{EventStore, Position, StoreError};
 
 /// Opens a privacy request about a customer or staff member of this store.
 pub async fn open_request(
@@ -47,9 +48,7 @@ pub struct Erasure {
     pub position: Option<Position>,
 }
 
-/// Erases a customer: finishes `request` (an open or half-done erasure request about them), or
-/// opens one when none is given. Idempotent: a completed request is answered as it is.
-#[tracing::instrument(skip_all, fields(customer = %customer), err(level = "info"))]
+/// Erases a customer: see [`erase_subject`].
 pub async fn erase_customer(
     store: &EventStore,
     ctx: &CommandContext,
@@ -57,8 +56,46 @@ pub async fn erase_customer(
     request: Option<PrivacyRequestId>,
     ledger: Option<&ErasureLedger>,
 ) -> Result<Erasure, CommandError> {
-    crate::references::customer(store, ctx, customer, "customerId").await?;
-    let subject = Subject::Customer(customer);
+    erase_subject(store, None, ctx, Subject::Customer(customer), request, ledger).await
+}
+
+/// The subject's own erased event: on the customer's stream, or on the store's roster.
+fn erased_event(ctx: &CommandContext, subject: Subject, request_id: PrivacyRequestId) -> (String, SubjectErase) {
+    match subject {
+        Subject::Customer(c) => (c.stream_id(), SubjectErase::Customer(CustomerCommand::Erase { request_id })),
+        Subject::Staff(u) => {
+            (ctx.store_id.stream_id(), SubjectErase::Staff(StoreCommand::EraseMember { user_id: u, request_id }))
+        }
+    }
+}
+
+enum SubjectErase {
+    Customer(CustomerCommand),
+    Staff(StoreCommand),
+}
+
+/// Erases a data subject — a customer, or a deactivated staff member (whose id stays in the
+/// audit trail as a pseudonym; their password hash, sessions and tokens are deleted too):
+/// finishes `request` (an open or half-done erasure request about them), or opens one when none
+/// is given. Idempotent: a completed request is answered as it is.
+#[tracing::instrument(skip_all, fields(subject = %subject.as_uuid()), err(level = "info"))]
+pub async fn erase_subject(
+    store: &EventStore,
+    accounts: Option<&eventstore::Accounts>,
+    ctx: &CommandContext,
+    subject: Subject,
+    request: Option<PrivacyRequestId>,
+    ledger: Option<&ErasureLedger>,
+) -> Result<Erasure, CommandError> {
+    match subject {
+        Subject::Customer(c) => crate::references::customer(store, ctx, c, "customerId").await?,
+        Subject::Staff(u) => {
+            crate::references::staff_member(store, ctx, u, "staffId").await?;
+            // Refused before anything is recorded: only a deactivated member is erased.
+            let roster = crate::staff::roster(store, ctx.store_id).await?;
+            roster.decide(&StoreCommand::EraseMember { user_id: u, request_id: PrivacyRequestId::new_v7() })?;
+        }
+    }
     let request_id = match request {
         Some(id) => {
             let (r, _) = load::<PrivacyRequest>(store, ctx.store_id, &id.stream_id()).await.map_err(|e| match e {
@@ -80,10 +117,11 @@ pub async fn erase_customer(
         }
         None => PrivacyRequestId::new_v7(),
     };
+    let subject_id = subject.as_uuid();
 
     // 1. Record the erasure and the keys it destroys, before destroying anything.
     let keys: Vec<DestroyedKey> = store
-        .subject_keys(ctx.store_id.as_uuid(), customer.as_uuid())
+        .subject_keys(ctx.store_id.as_uuid(), subject_id)
         .await?
         .into_iter()
         .filter(|k| ERASED_NOW.contains(&k.class))
@@ -115,7 +153,7 @@ pub async fn erase_customer(
             .record(&ErasureRecord {
                 store_id: ctx.store_id.as_uuid(),
                 subject_kind: subject.kind().into(),
-                subject_id: customer.as_uuid(),
+                subject_id,
                 request_id: request_id.as_uuid(),
                 classes: ERASED_NOW.to_vec(),
                 key_ids: keys.iter().map(|k| k.key_id).collect(),
@@ -124,13 +162,23 @@ pub async fn erase_customer(
             .await?;
     }
 
-    // 3. Crypto-shredding.
-    store.destroy_subject_keys(ctx.store_id.as_uuid(), customer.as_uuid(), &ERASED_NOW).await?;
+    // 3. Crypto-shredding (and, for staff, the account store's secrets and sessions).
+    store.destroy_subject_keys(ctx.store_id.as_uuid(), subject_id, &ERASED_NOW).await?;
+    if let (Subject::Staff(u), Some(accounts)) = (subject, accounts) {
+        accounts.forget_user(u.as_uuid()).await?;
+    }
 
     // 4. The subject's own stream says so (read models purge on it), with the request's close.
     let finished =
         crate::idempotency::once(store, ctx, None, "requestErasure", request_id.as_uuid(), |mut d| async move {
-            d.decide::<Customer>(&customer.stream_id(), &[CustomerCommand::Erase { request_id }]).await?;
+            match erased_event(ctx, subject, request_id) {
+                (stream, SubjectErase::Customer(cmd)) => {
+                    d.decide::<Customer>(&stream, &[cmd]).await?;
+                }
+                (stream, SubjectErase::Staff(cmd)) => {
+                    d.decide::<Store>(&stream, &[cmd]).await?;
+                }
+            }
             d.decide::<PrivacyRequest>(
                 &request_id.stream_id(),
                 &[PrivacyRequestCommand::CompleteErasure { at: Utc::now() }],
@@ -146,7 +194,11 @@ pub async fn erase_customer(
 /// Destroys again every key the erasure ledger says was destroyed, and marks the subject erased
 /// where the log does not say so yet — after a restore from a backup older than the erasure.
 /// Returns how many erasures had to be re-applied.
-pub async fn reapply_erasures(store: &EventStore, ledger: &ErasureLedger) -> Result<usize, CommandError> {
+pub async fn reapply_erasures(
+    store: &EventStore,
+    accounts: &eventstore::Accounts,
+    ledger: &ErasureLedger,
+) -> Result<usize, CommandError> {
     let mut reapplied = 0;
     for entry in ledger.entries().await? {
         let records = store.subject_keys(entry.store_id, entry.subject_id).await?;
@@ -154,19 +206,33 @@ pub async fn reapply_erasures(store: &EventStore, ledger: &ErasureLedger) -> Res
         if live {
             store.destroy_subject_keys(entry.store_id, entry.subject_id, &entry.classes).await?;
         }
-        let mut marked = false;
-        if entry.subject_kind == "customer" {
-            let ctx = CommandContext::system(StoreId::from_uuid(entry.store_id), "erasure-ledger");
-            let customer = CustomerId::from_uuid(entry.subject_id);
-            let request_id = PrivacyRequestId::from_uuid(entry.request_id);
-            match crate::execute::<Customer>(store, &ctx, &customer.stream_id(), &CustomerCommand::Erase { request_id })
-                .await
-            {
-                Ok(once) => marked = once.position.is_some(),
-                // The restored copy predates the customer: nothing of theirs to purge.
-                Err(CommandError::Rejected(DomainError::NotFound { .. })) => {}
-                Err(e) => return Err(e),
+        let ctx = CommandContext::system(StoreId::from_uuid(entry.store_id), "erasure-ledger");
+        let request_id = PrivacyRequestId::from_uuid(entry.request_id);
+        let marked = match entry.subject_kind.as_str() {
+            "customer" => {
+                let stream = CustomerId::from_uuid(entry.subject_id).stream_id();
+                crate::execute::<Customer>(store, &ctx, &stream, &CustomerCommand::Erase { request_id }).await
             }
+            "staff" => {
+                let erase = StoreCommand::EraseMember { user_id: UserId::from_uuid(entry.subject_id), request_id };
+                crate::execute::<Store>(store, &ctx, &ctx.store_id.stream_id(), &erase).await
+            }
+            other => {
+                return Err(
+                    StoreError::Config(format!("the erasure ledger names an unknown subject kind {other:?}")).into()
+                )
+            }
+        };
+        let marked = match marked {
+            Ok(once) => once.position.is_some(),
+            // The restored copy predates the subject (or, for staff, they were active in it and
+            // are erased by key alone): nothing more to purge.
+            Err(CommandError::Rejected(DomainError::NotFound { .. } | DomainError::IllegalTransition { .. })) => false,
+            Err(e) => return Err(e),
+        };
+        if entry.subject_kind == "staff" && (live || marked) {
+            // A restored copy brings the account store back too: no password, no sessions.
+            accounts.forget_user(entry.subject_id).await?;
         }
         if live || marked {
             tracing::warn!(subject = %entry.subject_id, request = %entry.request_id, "re-applied an erasure a restored copy had undone");

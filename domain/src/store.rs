@@ -7,6 +7,7 @@
 //! under the member's own `profile` key (the member is the data subject of those events).
 
 use crate::aggregate::{Aggregate, DomainEvent};
+use crate::privacy::PrivacyRequestId;
 use crate::staff::Role;
 use crate::values::{Email, PersonName, Text};
 use crate::{DomainError, Pii, StoreId, UserId};
@@ -53,6 +54,12 @@ pub enum StoreCommand {
     Reactivate {
         by: RosterActor,
         user_id: UserId,
+    },
+    /// Erasure of a former member's personal data (policy §1.1): only once deactivated. Their
+    /// id stays in the audit trail as a pseudonym.
+    EraseMember {
+        user_id: UserId,
+        request_id: PrivacyRequestId,
     },
 }
 
@@ -103,6 +110,11 @@ pub enum StoreEvent {
     StaffReactivated {
         user_id: UserId,
     },
+    /// The member's name and email were erased (their key destroyed) under `request_id`.
+    StaffErased {
+        user_id: UserId,
+        request_id: PrivacyRequestId,
+    },
 }
 
 impl DomainEvent for StoreEvent {
@@ -121,6 +133,7 @@ pub struct Member {
     pub active: bool,
     /// Lowercased, for "joins once"; `None` once erased.
     pub email: Option<String>,
+    pub erased: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,8 +173,13 @@ impl Store {
         self.members.values().filter(|m| m.active && m.role == Role::Owner).count()
     }
 
+    /// A member who can still be changed (not erased).
     fn member(&self, user_id: UserId) -> Result<&Member, DomainError> {
-        self.members.get(&user_id).ok_or(DomainError::NotFound { kind: "staff member" })
+        match self.members.get(&user_id) {
+            None => Err(DomainError::NotFound { kind: "staff member" }),
+            Some(m) if m.erased => Err(DomainError::Erased { kind: "staff member" }),
+            Some(m) => Ok(m),
+        }
     }
 
     fn require_open(&self) -> Result<StoreId, DomainError> {
@@ -309,6 +327,14 @@ impl Aggregate for Store {
                 }
                 Ok(vec![StoreEvent::StaffDeactivated { user_id: *user_id }])
             }
+            StoreCommand::EraseMember { user_id, request_id } => match self.members.get(user_id) {
+                None => Err(DomainError::NotFound { kind: "staff member" }),
+                Some(m) if m.erased => Ok(vec![]),
+                Some(m) if m.active => {
+                    Err(DomainError::IllegalTransition { action: "erase a staff member", state: "ACTIVE".into() })
+                }
+                Some(_) => Ok(vec![StoreEvent::StaffErased { user_id: *user_id, request_id: *request_id }]),
+            },
             StoreCommand::Reactivate { by, user_id } => {
                 let member = self.member(*user_id)?;
                 if member.active {
@@ -343,7 +369,7 @@ impl Aggregate for Store {
                 if let Some(inv) = invitation_id.and_then(|id| self.invitations.get_mut(&id)) {
                     inv.accepted = true;
                 }
-                self.members.insert(*user_id, Member { role: *role, active: true, email: lower(email) });
+                self.members.insert(*user_id, Member { role: *role, active: true, email: lower(email), erased: false });
             }
             StoreEvent::StaffRoleChanged { user_id, to, .. } => {
                 if let Some(m) = self.members.get_mut(user_id) {
@@ -358,6 +384,12 @@ impl Aggregate for Store {
             StoreEvent::StaffReactivated { user_id } => {
                 if let Some(m) = self.members.get_mut(user_id) {
                     m.active = true;
+                }
+            }
+            StoreEvent::StaffErased { user_id, .. } => {
+                if let Some(m) = self.members.get_mut(user_id) {
+                    m.erased = true;
+                    m.email = None;
                 }
             }
         }
@@ -501,6 +533,40 @@ mod tests {
         given::<Store>(&two_owners_one_inactive)
             .when(StoreCommand::Reactivate { by, user_id: id(2) })
             .then_expect(&[StoreEvent::StaffReactivated { user_id: id(2) }]);
+    }
+
+    #[test]
+    fn only_a_deactivated_member_is_erased_and_then_never_changes_again() {
+        let request_id = PrivacyRequestId::from_uuid(Uuid::from_u128(9));
+        let history = [
+            StoreEvent::StoreOpened { store_id: StoreId::from_uuid(Uuid::from_u128(1)), name: "Shop".into() },
+            StoreEvent::StaffJoined {
+                user_id: id(1),
+                email: Pii::profile("o@x.test".into()),
+                name: None,
+                role: Role::Owner,
+                invitation_id: None,
+            },
+            StoreEvent::StaffJoined {
+                user_id: id(2),
+                email: Pii::profile("s@x.test".into()),
+                name: None,
+                role: Role::Sales,
+                invitation_id: None,
+            },
+        ];
+        let erase = StoreCommand::EraseMember { user_id: id(2), request_id };
+        given::<Store>(&history).when(erase.clone()).then_reject("ILLEGAL_TRANSITION");
+        let mut all = history.to_vec();
+        all.push(StoreEvent::StaffDeactivated { user_id: id(2) });
+        let erased = given::<Store>(&all)
+            .when(erase.clone())
+            .then_expect(&[StoreEvent::StaffErased { user_id: id(2), request_id }]);
+        assert_eq!(erased.members[&id(2)].email, None);
+        all.push(StoreEvent::StaffErased { user_id: id(2), request_id });
+        given::<Store>(&all).when(erase).then_expect(&[]);
+        let by = RosterActor::Member { user_id: id(1), role: Role::Owner };
+        given::<Store>(&all).when(StoreCommand::Reactivate { by, user_id: id(2) }).then_reject("ERASED");
     }
 
     #[test]

@@ -203,6 +203,13 @@ macro_rules! accounts_sql {
                 .rows_affected())
             }
 
+            pub async fn forget(pool: &Pool, user_id: Uuid) -> Result<()> {
+                for table in ["credentials", "sessions", "one_time_tokens"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1")).bind(user_id).execute(pool).await?;
+                }
+                Ok(())
+            }
+
             pub async fn put_token(pool: &Pool, hash: &[u8; 32], purpose: &str, t: &OneTimeToken, now: i64) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO one_time_tokens (token_hash, purpose, store_id, user_id, ref_id, created_at, expires_at)
@@ -377,6 +384,12 @@ impl Accounts {
     /// change). Returns how many were revoked.
     pub async fn revoke_all_sessions(&self, user_id: Uuid, except: Option<Uuid>) -> Result<u64> {
         on!(self, write, revoke(user_id, None::<Uuid>, except, micros(Utc::now())))
+    }
+
+    /// Deletes everything the account store holds of a member: password hash, sessions (with
+    /// their addresses and user agents) and one-time tokens. For the erasure of a former member.
+    pub async fn forget_user(&self, user_id: Uuid) -> Result<()> {
+        on!(self, write, forget(user_id))
     }
 
     pub async fn put_token(&self, token: &str, purpose: TokenPurpose, record: &OneTimeToken) -> Result<()> {

@@ -98,6 +98,16 @@ macro_rules! staff_sql {
                             .execute(&mut **tx)
                             .await?;
                     }
+                    // The name and email go; the id stays (the audit trail's pseudonym).
+                    StoreEvent::StaffErased { user_id, .. } => {
+                        sqlx::query(
+                            "UPDATE rm_staff SET name = NULL, email_lookup = NULL, updated_at = $2 WHERE user_id = $1",
+                        )
+                        .bind(user_id.as_uuid())
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
                     StoreEvent::StoreOpened { .. } | StoreEvent::StaffInvited { .. } => {}
                 }
                 Ok(())

@@ -1031,6 +1031,7 @@ api_tests!(
     erasure_requests_are_checked_before_anything_is_destroyed,
     a_deletion_certificate_proves_the_erasure_and_keeps_the_invoice,
     a_subject_export_holds_everything_about_them_and_is_itself_recorded,
+    a_former_staff_member_is_erased_but_stays_a_pseudonym_in_the_audit_trail,
     // marketing.rs
     the_marketing_audience_follows_consent_restriction_and_erasure_as_of_any_instant,
 );

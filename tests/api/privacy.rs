@@ -534,3 +534,95 @@ pub(crate) async fn a_subject_export_holds_everything_about_them_and_is_itself_r
     );
     assert!(!doc["sessions"].as_array().unwrap().is_empty());
 }
+
+pub(crate) async fn a_former_staff_member_is_erased_but_stays_a_pseudonym_in_the_audit_trail(app: TestApp) {
+    let owner = app.owner().await;
+    let compliance = app.staff(Role::Compliance).await;
+    let (name, email, password) =
+        ("Wilhelmina Staffscan", "wilhelmina.staffscan@example.test", "a-long-staff-password-77");
+    let invited = app
+        .gql(
+            Some(&owner),
+            "mutation($i: InviteStaffInput!) { inviteStaff(input: $i) { invitationToken errors { code } } }",
+            json!({"i": {"email": email, "name": name, "role": "SALES"}}),
+        )
+        .await;
+    let token =
+        invited["data"]["inviteStaff"]["invitationToken"].as_str().unwrap_or_else(|| panic!("{invited}")).to_owned();
+    let accepted = app
+        .gql(
+            None,
+            "mutation($i: AcceptInvitationInput!) { acceptInvitation(input: $i) { token staffMember { id } errors { code } } }",
+            json!({"i": {"invitationToken": token, "password": password}}),
+        )
+        .await;
+    let session =
+        accepted["data"]["acceptInvitation"]["token"].as_str().unwrap_or_else(|| panic!("{accepted}")).to_owned();
+    let staff_id = accepted["data"]["acceptInvitation"]["staffMember"]["id"].as_str().unwrap().to_owned();
+    let made = app.gql(Some(&session), CREATE, json!({"input": {"name": "Walk In"}})).await;
+    let made_customer =
+        made["data"]["createCustomer"]["customer"]["id"].as_str().unwrap_or_else(|| panic!("{made}")).to_owned();
+    assert!(!plaintext_left(&app.db.url, &[name, email]).await.is_empty(), "the scan sees the member first");
+
+    const ERASE_STAFF: &str =
+        "mutation($s: ID!) { eraseStaffMember(input: {staffId: $s, reason: \"left the company\"}) {
+        erasureRequest { id status } position errors { code } } }";
+    let active = app.gql(Some(&compliance), ERASE_STAFF, json!({"s": staff_id})).await;
+    assert_eq!(payload(&active, "eraseStaffMember")["errors"][0]["code"], "ILLEGAL_TRANSITION", "{active}");
+    let off = app
+        .gql(
+            Some(&owner),
+            "mutation($s: ID!) { deactivateStaff(input: {staffId: $s, reason: \"left\"}) { errors { code } } }",
+            json!({"s": staff_id}),
+        )
+        .await;
+    assert_eq!(off["data"]["deactivateStaff"]["errors"], json!([]), "{off}");
+    let erased = app.gql(Some(&compliance), ERASE_STAFF, json!({"s": staff_id})).await;
+    let p = payload(&erased, "eraseStaffMember");
+    assert_eq!(p["erasureRequest"]["status"], "COMPLETED", "{erased}");
+    let request = p["erasureRequest"]["id"].as_str().unwrap().to_owned();
+
+    let member = app
+        .gql(Some(&owner), "query($s: ID!) { staffMember(id: $s) { id name email active } }", json!({"s": staff_id}))
+        .await;
+    assert_eq!(
+        member["data"]["staffMember"],
+        json!({"id": staff_id, "name": null, "email": null, "active": false}),
+        "{member}"
+    );
+    // The audit trail keeps the actor id (a pseudonym) on what they did.
+    let trail = app
+        .gql(
+            Some(&owner),
+            "query($e: String) { auditTrail(where: {entityId: $e}) { nodes { eventType actor { id } } } }",
+            json!({"e": made_customer}),
+        )
+        .await;
+    assert_eq!(trail["data"]["auditTrail"]["nodes"][0]["actor"]["id"], json!(staff_id), "{trail}");
+    // No way back in: no password, no sessions.
+    let login = app
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
+            json!({"e": email, "p": password}),
+        )
+        .await;
+    assert!(login["data"]["login"].is_null() || login["data"]["login"]["token"].is_null(), "{login}");
+    let me = app.gql(Some(&session), "{ me { role } }", json!({})).await;
+    assert_eq!(code(&me), "UNAUTHENTICATED", "{me}");
+    let left = plaintext_left(&app.db.url, &[name, email]).await;
+    assert!(left.is_empty(), "plaintext left after the staff erasure: {left:?}");
+    // Its certificate verifies like a customer's.
+    let r = app
+        .gql(
+            Some(&compliance),
+            "query($r: ID!) { deletionCertificate(requestId: $r) { document } ledgerPublicKey }",
+            json!({"r": request}),
+        )
+        .await;
+    let document = r["data"]["deletionCertificate"]["document"].as_str().unwrap_or_else(|| panic!("{r}"));
+    assert!(independently_valid(document, r["data"]["ledgerPublicKey"].as_str().unwrap()));
+    let cert: Value = serde_json::from_str(document).unwrap();
+    assert_eq!(cert["subject"], json!({"kind": "staff", "pseudonymous_id": staff_id}));
+    assert!(cert["erasure_events"].as_array().unwrap().iter().any(|e| e["event_type"] == "StaffErased"), "{document}");
+}

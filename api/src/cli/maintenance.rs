@@ -90,7 +90,7 @@ pub(super) async fn restore(cli: &Cli, file: &Path) -> Result<i32> {
     // A backup older than an erasure holds the subject's keys and rows again: destroy and purge
     // them before anyone reads the restored copy.
     let ledger = eventstore::erasures::ErasureLedger::new(cli.erasure_ledger_path());
-    let reapplied = commands::privacy::reapply_erasures(&store, &ledger).await?;
+    let reapplied = commands::privacy::reapply_erasures(&store, &eventstore::Accounts::new(&db), &ledger).await?;
     if reapplied > 0 {
         let read = projections::ReadDb::new(&db);
         projections::catch_up_all(&read, &store).await?;

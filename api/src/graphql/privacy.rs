@@ -198,6 +198,16 @@ pub struct SubjectExportPayload {
     pub errors: Vec<UserError>,
 }
 
+#[derive(InputObject)]
+pub struct EraseStaffMemberInput {
+    /// A deactivated member of this store.
+    pub staff_id: ID,
+    /// Why (a business reason, never personal data): kept with the events.
+    pub reason: String,
+    /// The erasure request this carries out; without one, a request is opened for it.
+    pub privacy_request_id: Option<ID>,
+}
+
 #[derive(SimpleObject, Default)]
 pub struct PrivacyRequestPayload {
     pub privacy_request: Option<PrivacyRequest>,
@@ -437,38 +447,67 @@ impl PrivacyMutation {
         ctx: &Context<'_>,
         input: RequestErasureInput,
     ) -> async_graphql::Result<ErasurePayload> {
-        let v = viewer(ctx)?;
-        let fail = |e: UserError| Ok(ErasurePayload { errors: vec![e], ..Default::default() });
         let Ok(customer) = Uuid::parse_str(input.customer_id.as_str()).map(CustomerId::from_uuid) else {
-            return fail(UserError::invalid_id("customerId"));
+            return Ok(ErasurePayload { errors: vec![UserError::invalid_id("customerId")], ..Default::default() });
         };
-        let request = match optional_id(&input.privacy_request_id, "privacyRequestId") {
-            Ok(r) => r.map(PrivacyRequestId::from_uuid),
-            Err(e) => return fail(e),
+        erase(ctx, Subject::Customer(customer), &input.reason, &input.privacy_request_id).await
+    }
+
+    /// Erases a deactivated staff member's personal data (policy §1.1): their name and email
+    /// are shredded, their password hash, sessions and tokens deleted; their id stays in the
+    /// audit trail as a pseudonym.
+    async fn erase_staff_member(
+        &self,
+        ctx: &Context<'_>,
+        input: EraseStaffMemberInput,
+    ) -> async_graphql::Result<ErasurePayload> {
+        let Ok(user) = Uuid::parse_str(input.staff_id.as_str()).map(UserId::from_uuid) else {
+            return Ok(ErasurePayload { errors: vec![UserError::invalid_id("staffId")], ..Default::default() });
         };
-        let reason = input.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return fail(UserError {
-                field: Some("reason".into()),
-                code: "INVALID".into(),
-                message: "reason: must be 1 to 500 characters".into(),
-            });
-        }
-        let s = state(ctx);
-        let cctx = command_context(ctx, v, Some(reason.to_owned()));
-        let erased =
-            commands::privacy::erase_customer(&s.store, &cctx, customer, request, s.erasure_ledger.as_ref()).await;
-        match outcome(erased)? {
-            Err(errors) => Ok(ErasurePayload { errors, ..Default::default() }),
-            Ok(erasure) => {
-                s.scrub_after_erasure(erasure.position).await;
-                Ok(ErasurePayload {
-                    erasure_request: request_after(ctx, v.store_id, erasure.request_id.as_uuid(), erasure.position)
-                        .await?,
-                    position: erasure.position.map(|p| p.to_string()),
-                    errors: vec![],
-                })
-            }
+        erase(ctx, Subject::Staff(user), &input.reason, &input.privacy_request_id).await
+    }
+}
+
+async fn erase(
+    ctx: &Context<'_>,
+    subject: Subject,
+    reason: &str,
+    privacy_request_id: &Option<ID>,
+) -> async_graphql::Result<ErasurePayload> {
+    let v = viewer(ctx)?;
+    let fail = |e: UserError| Ok(ErasurePayload { errors: vec![e], ..Default::default() });
+    let request = match optional_id(privacy_request_id, "privacyRequestId") {
+        Ok(r) => r.map(PrivacyRequestId::from_uuid),
+        Err(e) => return fail(e),
+    };
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return fail(UserError {
+            field: Some("reason".into()),
+            code: "INVALID".into(),
+            message: "reason: must be 1 to 500 characters".into(),
+        });
+    }
+    let s = state(ctx);
+    let cctx = command_context(ctx, v, Some(reason.to_owned()));
+    let erased = commands::privacy::erase_subject(
+        &s.store,
+        Some(&s.accounts),
+        &cctx,
+        subject,
+        request,
+        s.erasure_ledger.as_ref(),
+    )
+    .await;
+    match outcome(erased)? {
+        Err(errors) => Ok(ErasurePayload { errors, ..Default::default() }),
+        Ok(erasure) => {
+            s.scrub_after_erasure(erasure.position).await;
+            Ok(ErasurePayload {
+                erasure_request: request_after(ctx, v.store_id, erasure.request_id.as_uuid(), erasure.position).await?,
+                position: erasure.position.map(|p| p.to_string()),
+                errors: vec![],
+            })
         }
     }
 }
