@@ -68,6 +68,9 @@ pub struct Settings {
     /// The erasure ledger file. `serve` always has one (default `<data-dir>/erasure-ledger.jsonl`);
     /// `None` only for embedded uses such as tests that do not restore.
     pub erasure_ledger: Option<std::path::PathBuf>,
+    /// How often the retention job runs (at startup, then at this interval). `None`: never
+    /// (embedded uses and tests, which run it with an injected clock).
+    pub retention_interval: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -84,6 +87,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             readiness_max_lag: Duration::from_secs(30),
             erasure_ledger: None,
+            retention_interval: None,
         }
     }
 }
@@ -124,8 +128,9 @@ impl AppState {
         let accounts = Accounts::new(&db);
         let ledger = eventstore::ledger::Ledger::new(&db, store.master_key());
         ledger.signer().await?; // created with the database, not on first use
-        tokio::spawn(seal_periodically(ledger.clone(), settings.seal_interval, shutdown));
-        Ok(Arc::new(Self {
+        tokio::spawn(seal_periodically(ledger.clone(), settings.seal_interval, shutdown.clone()));
+        let retention = settings.retention_interval;
+        let state = Arc::new(Self {
             ledger,
             sessions: Sessions::new(accounts.clone(), settings.sessions),
             login_throttle: LoginThrottle::new(accounts.clone(), settings.concurrent_password_hashes),
@@ -137,7 +142,11 @@ impl AppState {
             settings,
             consistency_timeout: Duration::from_secs(5),
             erasure_ledger,
-        }))
+        });
+        if let Some(interval) = retention {
+            tokio::spawn(crate::retention::run_periodically(state.clone(), interval, shutdown));
+        }
+        Ok(state)
     }
 
     /// After an erasure at `position`: once the read models have purged the subject, scrubs

@@ -63,10 +63,12 @@ pub enum Permission {
     ReadBuyerIdentity,
     /// Seal a signed tree head on demand.
     SealLedger,
+    /// Close and reopen the store's account.
+    CloseStore,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 21] = [
+    pub const ALL: [Permission; 22] = [
         Self::ReadInventory,
         Self::ManageInventory,
         Self::ChangePrices,
@@ -88,6 +90,7 @@ impl Permission {
         Self::ManagePrivacy,
         Self::ReadBuyerIdentity,
         Self::SealLedger,
+        Self::CloseStore,
     ];
 
     /// The name clients see in `me { permissions }`.
@@ -114,6 +117,7 @@ impl Permission {
             Self::ManagePrivacy => "MANAGE_PRIVACY",
             Self::ReadBuyerIdentity => "READ_BUYER_IDENTITY",
             Self::SealLedger => "SEAL_LEDGER",
+            Self::CloseStore => "CLOSE_STORE",
         }
     }
 }
@@ -126,7 +130,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Owner => true,
         // Runs the shop; the audit trail and privacy cases belong to owners, auditors and
         // compliance staff.
-        Manager => !matches!(permission, ViewAudit | ManagePrivacy | ReadBuyerIdentity | SealLedger),
+        Manager => !matches!(permission, ViewAudit | ManagePrivacy | ReadBuyerIdentity | SealLedger | CloseStore),
         Sales => matches!(
             permission,
             ReadInventory
@@ -223,6 +227,8 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
             | "exportSubjectData",
         ) => Requires(ManagePrivacy),
         ("Query", "marketingAudience") => Requires(ReadConsent),
+        ("Query", "retentionSchedule") => Requires(ManagePrivacy),
+        ("Mutation", "closeStore" | "reopenStore") => Requires(CloseStore),
         _ => return None,
     })
 }

@@ -87,6 +87,9 @@ pub enum Command {
         /// `/readyz` fails when a projection has left an event unapplied this many seconds.
         #[arg(long, env = "IC_READINESS_MAX_LAG_SECS", default_value_t = 30)]
         readiness_max_lag_secs: u64,
+        /// Hours between runs of the retention job (it also runs at startup); 0: never.
+        #[arg(long, env = "IC_RETENTION_INTERVAL_HOURS", default_value_t = 24)]
+        retention_interval_hours: u32,
     },
     /// Manage stores (tenants).
     Store {
@@ -118,6 +121,11 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// The retention job: run it now (or as of another instant).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
     },
     /// Deletion certificates: export one, verify one (offline, or against the database).
     Certificate {
@@ -223,6 +231,17 @@ pub enum StaffCommand {
         /// The store, when the email is staff of several.
         #[arg(long)]
         store: Option<uuid::Uuid>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RetentionCommand {
+    /// Apply the retention rules to every store once (one server at a time) and print what was
+    /// destroyed or removed.
+    Run {
+        /// Apply the rules as of this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -341,6 +360,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             seal_interval_secs,
             cors_origins,
             readiness_max_lag_secs,
+            retention_interval_hours,
         } => {
             let mut origins = Vec::new();
             for o in cors_origins {
@@ -368,6 +388,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 cors_origins: origins,
                 readiness_max_lag: Duration::from_secs((*readiness_max_lag_secs).max(1)),
                 erasure_ledger: Some(cli.erasure_ledger_path()),
+                retention_interval: (*retention_interval_hours > 0)
+                    .then(|| Duration::from_secs(3600 * u64::from(*retention_interval_hours))),
                 ..app::Settings::default()
             };
             let state = AppState::start_with(db, store, shutdown.clone(), settings).await?;
@@ -419,6 +441,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Ledger { command } => audit::ledger(&cli, command).await,
         Command::Certificate { command } => certificate::run(&cli, command).await,
+        Command::Retention { command: RetentionCommand::Run { as_of } } => maintenance::retention(&cli, *as_of).await,
         Command::Staff { command: StaffCommand::ResetPassword { email, store: store_filter } } => {
             maintenance::reset_password(&cli, email, store_filter).await
         }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod exports;
 pub mod graphql;
 pub mod metrics;
+pub mod retention;
 pub mod sessions;
 pub mod telemetry;
 pub mod throttle;

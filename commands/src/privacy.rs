@@ -136,7 +136,8 @@ pub async fn erase_subject(
             store_id: ctx.store_id,
             subject,
             kind: RequestKind::Erasure,
-            received_via: "staff".into(),
+            // The retention job raises its own (a closed store's customers); otherwise staff.
+            received_via: if ctx.source == "retention" { "retention" } else { "staff" }.into(),
             identity_verified_by: None,
             notes: None,
             received_at: now,

@@ -17,6 +17,7 @@ pub mod money;
 pub mod pii;
 pub mod privacy;
 pub mod restriction;
+pub mod retention;
 pub mod sale;
 pub mod staff;
 pub mod store;

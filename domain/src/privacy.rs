@@ -217,7 +217,7 @@ pub struct PrivacyRequestState {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-const RECEIVED_VIA: [&str; 6] = ["email", "phone", "in_store", "post", "web_form", "staff"];
+const RECEIVED_VIA: [&str; 7] = ["email", "phone", "in_store", "post", "web_form", "staff", "retention"];
 
 impl Aggregate for PrivacyRequest {
     type Command = PrivacyRequestCommand;

@@ -61,6 +61,16 @@ pub enum StoreCommand {
         user_id: UserId,
         request_id: PrivacyRequestId,
     },
+    /// The account is closed (policy §4): its data stays for the export window, then every
+    /// customer's profile is shredded by the retention job.
+    Close {
+        at: DateTime<Utc>,
+    },
+    /// Reopened within the export window (nothing was shredded yet).
+    Reopen {
+        at: DateTime<Utc>,
+        export_days: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +125,12 @@ pub enum StoreEvent {
         user_id: UserId,
         request_id: PrivacyRequestId,
     },
+    StoreClosed {
+        at: DateTime<Utc>,
+    },
+    StoreReopened {
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for StoreEvent {
@@ -153,6 +169,8 @@ pub struct Store {
     pub name: Option<String>,
     pub members: BTreeMap<UserId, Member>,
     pub invitations: BTreeMap<Uuid, Invitation>,
+    /// When the account was closed, while it is.
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 /// Owners outrank managers, who outrank everyone else. Nobody moves themselves up this scale.
@@ -335,6 +353,20 @@ impl Aggregate for Store {
                 }
                 Some(_) => Ok(vec![StoreEvent::StaffErased { user_id: *user_id, request_id: *request_id }]),
             },
+            StoreCommand::Close { at } => {
+                self.require_open()?;
+                match self.closed_at {
+                    Some(_) => Ok(vec![]),
+                    None => Ok(vec![StoreEvent::StoreClosed { at: *at }]),
+                }
+            }
+            StoreCommand::Reopen { at, export_days } => match self.closed_at {
+                None => Ok(vec![]),
+                Some(closed) if *at >= closed + chrono::Duration::days(i64::from(*export_days)) => {
+                    Err(DomainError::Expired { kind: "export window of the closed store" })
+                }
+                Some(_) => Ok(vec![StoreEvent::StoreReopened { at: *at }]),
+            },
             StoreCommand::Reactivate { by, user_id } => {
                 let member = self.member(*user_id)?;
                 if member.active {
@@ -392,6 +424,8 @@ impl Aggregate for Store {
                     m.email = None;
                 }
             }
+            StoreEvent::StoreClosed { at } => self.closed_at = Some(*at),
+            StoreEvent::StoreReopened { .. } => self.closed_at = None,
         }
         self
     }
@@ -533,6 +567,21 @@ mod tests {
         given::<Store>(&two_owners_one_inactive)
             .when(StoreCommand::Reactivate { by, user_id: id(2) })
             .then_expect(&[StoreEvent::StaffReactivated { user_id: id(2) }]);
+    }
+
+    #[test]
+    fn a_closed_store_reopens_only_within_its_export_window() {
+        let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let opened =
+            [StoreEvent::StoreOpened { store_id: StoreId::from_uuid(Uuid::from_u128(1)), name: "Shop".into() }];
+        let closed = given::<Store>(&opened).when(StoreCommand::Close { at: t0 }).events();
+        let all: Vec<_> = opened.iter().chain(&closed).cloned().collect();
+        given::<Store>(&all).when(StoreCommand::Close { at: t0 }).then_expect(&[]);
+        let day = chrono::Duration::days(1);
+        given::<Store>(&all)
+            .when(StoreCommand::Reopen { at: t0 + day * 89, export_days: 90 })
+            .then_expect(&[StoreEvent::StoreReopened { at: t0 + day * 89 }]);
+        given::<Store>(&all).when(StoreCommand::Reopen { at: t0 + day * 90, export_days: 90 }).then_reject("EXPIRED");
     }
 
     #[test]

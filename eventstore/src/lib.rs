@@ -54,7 +54,28 @@ pub enum Database {
     Postgres(Arc<PostgresBackend>),
 }
 
+/// A job lock held while this lives (see [`Database::try_job_lock`]).
+pub struct JobLock {
+    _conn: Option<sqlx::PgConnection>,
+}
+
 impl Database {
+    /// Takes the lock of a job that one server at a time must run (retention, …): on
+    /// PostgreSQL a session advisory lock on a connection of its own, released when the
+    /// returned guard drops (or the process dies); on SQLite (one server) always granted.
+    /// `None` when another server holds it.
+    pub async fn try_job_lock(&self, key: i64) -> Result<Option<JobLock>> {
+        match self {
+            Self::Sqlite(_) => Ok(Some(JobLock { _conn: None })),
+            Self::Postgres(b) => {
+                let mut conn = b.pool().acquire().await?.detach();
+                let got: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut conn).await?;
+                Ok(got.then_some(JobLock { _conn: Some(conn) }))
+            }
+        }
+    }
+
     /// After an erasure reached the read models: makes sure the purged values are gone from
     /// storage too, not only from query results. SQLite (`secure_delete` on, so freed cells are
     /// zeroed) checkpoints the WAL into the database file and truncates it; PostgreSQL vacuums

@@ -238,6 +238,13 @@ impl ReadDb {
             ReadDb::Postgres(pool) => consent::postgres::audience_count(pool, q).await,
         }
     }
+    pub async fn store_ids(&self) -> Result<Vec<Uuid>> {
+        with_reader!(self, m, pool => m::store_ids(pool).await)
+    }
+    /// Retention: removes a store's audit entries recorded before `before` (microseconds).
+    pub async fn purge_audit_before(&self, store_id: Uuid, before: i64) -> Result<u64> {
+        with_writer!(self, m, pool => m::purge_audit_before(pool, store_id, before).await)
+    }
     pub async fn store_name(&self, store_id: Uuid) -> Result<Option<String>> {
         with_reader!(self, m, pool => m::store_name(pool, store_id).await)
     }

@@ -684,6 +684,20 @@ macro_rules! read_models {
                 .await
             }
 
+            pub async fn store_ids(pool: &Pool) -> Result<Vec<Uuid>> {
+                Ok(sqlx::query_scalar("SELECT store_id FROM rm_stores ORDER BY store_id").fetch_all(pool).await?)
+            }
+
+            /// Retention: removes the store's audit entries recorded before `before`.
+            pub async fn purge_audit_before(pool: &Pool, store_id: Uuid, before: i64) -> Result<u64> {
+                Ok(sqlx::query("DELETE FROM rm_audit WHERE store_id = $1 AND recorded_at < $2")
+                    .bind(store_id)
+                    .bind(before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected())
+            }
+
             pub async fn store_name(pool: &Pool, store_id: Uuid) -> Result<Option<String>> {
                 Ok(sqlx::query_scalar("SELECT name FROM rm_stores WHERE store_id = $1").bind(store_id).fetch_optional(pool).await?)
             }

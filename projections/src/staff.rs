@@ -108,7 +108,10 @@ macro_rules! staff_sql {
                         .execute(&mut **tx)
                         .await?;
                     }
-                    StoreEvent::StoreOpened { .. } | StoreEvent::StaffInvited { .. } => {}
+                    StoreEvent::StoreOpened { .. }
+                    | StoreEvent::StaffInvited { .. }
+                    | StoreEvent::StoreClosed { .. }
+                    | StoreEvent::StoreReopened { .. } => {}
                 }
                 Ok(())
             }

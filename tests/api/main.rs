@@ -9,6 +9,7 @@ mod ledger;
 mod marketing;
 mod matrix;
 mod privacy;
+mod retention;
 mod staff;
 
 use audit::*;
@@ -18,6 +19,7 @@ use ledger::*;
 use marketing::*;
 use matrix::*;
 use privacy::*;
+use retention::*;
 use staff::*;
 
 use api::app::AppState;
@@ -1034,6 +1036,8 @@ api_tests!(
     a_former_staff_member_is_erased_but_stays_a_pseudonym_in_the_audit_trail,
     // marketing.rs
     the_marketing_audience_follows_consent_restriction_and_erasure_as_of_any_instant,
+    // retention.rs
+    retention_ends_holds_trims_the_audit_and_shreds_a_closed_store,
 );
 
 #[test]

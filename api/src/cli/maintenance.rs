@@ -190,3 +190,30 @@ pub(super) async fn reset_password(cli: &Cli, email: &str, store_filter: &Option
         Err(e) => Err(e.into()),
     }
 }
+
+/// `retention run [--as-of T]`: the job once, in this process (projections caught up first).
+pub(super) async fn retention(cli: &Cli, as_of: Option<chrono::DateTime<chrono::Utc>>) -> Result<i32> {
+    let (db, store) = open(cli).await?;
+    let (_stop, shutdown) = watch::channel(false);
+    let settings = app::Settings { erasure_ledger: Some(cli.erasure_ledger_path()), ..app::Settings::default() };
+    let state = app::AppState::start_with(db, store, shutdown, settings).await?;
+    let Some(runs) = crate::retention::run_all(&state, as_of.unwrap_or_else(chrono::Utc::now)).await? else {
+        eprintln!("error: another server is running the retention job; try again later");
+        return Ok(2);
+    };
+    for run in runs {
+        let domain::retention::RetentionEvent::RetentionRun {
+            store_id,
+            legal_hold_destroyed,
+            audit_entries_removed,
+            profiles_shredded,
+            ..
+        } = run;
+        println!(
+            "store {store_id}: {} legal-hold key(s) destroyed, {audit_entries_removed} audit entr(y/ies) removed, {} customer profile(s) shredded",
+            legal_hold_destroyed.len(),
+            profiles_shredded.len()
+        );
+    }
+    Ok(0)
+}

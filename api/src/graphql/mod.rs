@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod loaders;
 pub mod marketing;
 pub mod privacy;
+pub mod retention;
 pub mod sales;
 pub mod sessions;
 pub mod staff;
@@ -46,6 +47,7 @@ pub struct Query(
     audit::AuditQuery,
     privacy::PrivacyQuery,
     marketing::MarketingQuery,
+    retention::RetentionQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -59,6 +61,7 @@ pub struct Mutation(
     ledger::LedgerMutation,
     privacy::PrivacyMutation,
     marketing::MarketingMutation,
+    retention::RetentionMutation,
 );
 
 /// Per-request data: the caller (if the token was valid) and a request id.

@@ -43,6 +43,8 @@ pub enum PrivacyRequestChannel {
     WebForm,
     /// Raised by staff (e.g. an erasure requested without a prior case).
     Staff,
+    /// Raised by the retention job (a closed store's customers after the export window).
+    Retention,
 }
 
 impl PrivacyRequestChannel {
@@ -54,11 +56,12 @@ impl PrivacyRequestChannel {
             Self::Post => "post",
             Self::WebForm => "web_form",
             Self::Staff => "staff",
+            Self::Retention => "retention",
         }
     }
 
     fn parse(s: &str) -> Self {
-        [Self::Email, Self::Phone, Self::InStore, Self::Post, Self::WebForm, Self::Staff]
+        [Self::Email, Self::Phone, Self::InStore, Self::Post, Self::WebForm, Self::Staff, Self::Retention]
             .into_iter()
             .find(|c| c.as_str() == s)
             .unwrap_or(Self::Staff)
