@@ -12,6 +12,7 @@ mod server;
 use privacy::{
     a_backup_older_than_an_erasure_never_brings_the_subject_back,
     a_certificate_from_the_cli_is_the_api_document_and_verifies_offline,
+    a_compliance_officer_proves_an_erasure_end_to_end,
 };
 use server::sigterm_lets_the_request_in_flight_finish_and_exits_0;
 
@@ -670,6 +671,7 @@ eventstore::backend_contract!(
     a_backup_restores_into_an_empty_target_and_verifies,
     a_backup_older_than_an_erasure_never_brings_the_subject_back,
     a_certificate_from_the_cli_is_the_api_document_and_verifies_offline,
+    a_compliance_officer_proves_an_erasure_end_to_end,
 );
 
 #[tokio::test]
