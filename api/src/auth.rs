@@ -63,8 +63,8 @@ pub enum Permission {
     ReadBuyerIdentity,
     /// Seal a signed tree head on demand.
     SealLedger,
-    /// Close and reopen the store's account.
-    CloseStore,
+    /// Close and reopen the store's account; set its retention periods.
+    ManageAccount,
 }
 
 impl Permission {
@@ -90,7 +90,7 @@ impl Permission {
         Self::ManagePrivacy,
         Self::ReadBuyerIdentity,
         Self::SealLedger,
-        Self::CloseStore,
+        Self::ManageAccount,
     ];
 
     /// The name clients see in `me { permissions }`.
@@ -117,7 +117,7 @@ impl Permission {
             Self::ManagePrivacy => "MANAGE_PRIVACY",
             Self::ReadBuyerIdentity => "READ_BUYER_IDENTITY",
             Self::SealLedger => "SEAL_LEDGER",
-            Self::CloseStore => "CLOSE_STORE",
+            Self::ManageAccount => "MANAGE_ACCOUNT",
         }
     }
 }
@@ -130,7 +130,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Owner => true,
         // Runs the shop; the audit trail and privacy cases belong to owners, auditors and
         // compliance staff.
-        Manager => !matches!(permission, ViewAudit | ManagePrivacy | ReadBuyerIdentity | SealLedger | CloseStore),
+        Manager => !matches!(permission, ViewAudit | ManagePrivacy | ReadBuyerIdentity | SealLedger | ManageAccount),
         Sales => matches!(
             permission,
             ReadInventory
@@ -228,7 +228,7 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
         ) => Requires(ManagePrivacy),
         ("Query", "marketingAudience") => Requires(ReadConsent),
         ("Query", "retentionSchedule") => Requires(ManagePrivacy),
-        ("Mutation", "closeStore" | "reopenStore") => Requires(CloseStore),
+        ("Mutation", "closeStore" | "reopenStore" | "setRetentionPolicy") => Requires(ManageAccount),
         _ => return None,
     })
 }

@@ -4,7 +4,7 @@
 //! same bytes: everything in it is fixed once the erasure completed — counts stop at the
 //! completing event, and the tree head is the earliest one covering the erasure events.
 
-use chrono::{DateTime, Duration, Months, Utc};
+use chrono::{DateTime, Utc};
 use domain::aggregate::decode;
 use domain::customer::CustomerEvent;
 use domain::ids::consent_stream;
@@ -19,8 +19,6 @@ use projections::ReadDb;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-/// How long transaction records and the buyer identity on them are kept (policy §4).
-pub const LEGAL_HOLD_YEARS: u32 = 7;
 /// How long backups are kept before they roll off (policy §7).
 pub const BACKUP_WINDOW_DAYS: i64 = 90;
 
@@ -102,6 +100,13 @@ pub async fn deletion_certificate(
         return Err(CertificateError::NotCompleted);
     }
     let until = completed_at.position;
+    // The retention periods in force when the erasure completed (so the file never changes).
+    let roster_events = stream_until(store, &domain::StoreId::from_uuid(store_id).stream_id(), until).await?;
+    let roster: Vec<StoreEvent> = roster_events
+        .iter()
+        .map(|e| decode::<StoreEvent>(&e.event_type, &e.payload).map_err(|err| corrupt(e, err)))
+        .collect::<Result<_, _>>()?;
+    let policy = <domain::store::Store as domain::Aggregate>::replay(&roster).retention;
     let mut erasure_events = vec![started_at.clone(), completed_at.clone()];
     let request_events = recorded.iter().filter(|e| e.position <= until).count();
     let (mut streams, purged, retained_sales, hold_until) = match subject {
@@ -124,7 +129,7 @@ pub async fn deletion_certificate(
             if !consent.is_empty() {
                 streams.push(json!({"stream_id": consent_stream(customer), "events": consent.len(), "personal_data": "evidence erased; consent facts kept"}));
             }
-            let (sales, hold) = sales_of(store, read, store_id, customer, until, &mut streams).await?;
+            let (sales, hold) = sales_of(store, read, store_id, customer, until, policy, &mut streams).await?;
             let purged =
                 "rm_customers (name, email, phone, notes, address, birthday, tags, external ids, email lookup)";
             (streams, purged, sales, hold)
@@ -234,13 +239,15 @@ pub async fn deletion_certificate(
 }
 
 /// The customer's sales up to `until`: adds their streams and returns how many there are and
-/// when the last legal hold ends (7 years after the latest confirmation with a buyer identity).
+/// when the last legal hold ends (the store's legal-hold period after the latest confirmation
+/// with a buyer identity).
 async fn sales_of(
     store: &EventStore,
     read: &ReadDb,
     store_id: Uuid,
     customer: CustomerId,
     until: Position,
+    policy: domain::retention::RetentionPolicy,
     streams: &mut Vec<Value>,
 ) -> Result<(usize, Option<DateTime<Utc>>), CertificateError> {
     let mut q = ListQuery {
@@ -273,8 +280,7 @@ async fn sales_of(
                 }
             }
             if let (true, Some(at)) = (identity, confirmed) {
-                let end =
-                    at.checked_add_months(Months::new(12 * LEGAL_HOLD_YEARS)).unwrap_or(at + Duration::days(2557));
+                let end = policy.legal_hold_until(at);
                 hold_until = Some(hold_until.map_or(end, |h| h.max(end)));
             }
             streams.push(json!({

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use commands::CommandContext;
 use domain::aggregate::decode;
 use domain::privacy::Subject;
-use domain::retention::{retention_stream, RecordRun, RetentionEvent, RetentionLog, RetentionPolicy};
+use domain::retention::{retention_stream, RecordRun, RetentionEvent, RetentionLog};
 use domain::sale::SaleEvent;
 use domain::{CustomerId, KeyClass, StoreId};
 use projections::rows::{CustomerFilter, CustomerSortField, ListQuery, SaleFilter};
@@ -90,7 +90,8 @@ async fn live_customers(state: &AppState, store_id: Uuid) -> Result<Vec<Uuid>> {
 
 /// What the rules will destroy or remove, and when.
 pub async fn schedule(state: &AppState, store_id: Uuid, now: DateTime<Utc>) -> Result<Vec<Scheduled>> {
-    let policy = RetentionPolicy::default();
+    let roster = commands::staff::roster(&state.store, StoreId::from_uuid(store_id)).await?;
+    let policy = roster.retention;
     let mut out = Vec::new();
     for (customer, base) in holds(state, store_id).await? {
         let keys = state.store.subject_keys(store_id, customer).await?;
@@ -113,7 +114,6 @@ pub async fn schedule(state: &AppState, store_id: Uuid, now: DateTime<Utc>) -> R
             policy.audit_months
         ),
     });
-    let roster = commands::staff::roster(&state.store, StoreId::from_uuid(store_id)).await?;
     if let Some(closed) = roster.closed_at {
         out.push(Scheduled {
             what: "CUSTOMER_PROFILES",
@@ -128,7 +128,8 @@ pub async fn schedule(state: &AppState, store_id: Uuid, now: DateTime<Utc>) -> R
 
 /// One run for one store at `now`; returns the recorded event.
 pub async fn run_store(state: &AppState, store_id: Uuid, now: DateTime<Utc>) -> Result<RetentionEvent> {
-    let policy = RetentionPolicy::default();
+    let roster = commands::staff::roster(&state.store, StoreId::from_uuid(store_id)).await?;
+    let policy = roster.retention;
     let ctx = CommandContext::system(StoreId::from_uuid(store_id), "retention");
 
     let mut legal_hold_destroyed = Vec::new();
@@ -147,7 +148,6 @@ pub async fn run_store(state: &AppState, store_id: Uuid, now: DateTime<Utc>) -> 
     let audit_entries_removed = state.read.purge_audit_before(store_id, audit_before.timestamp_micros()).await?;
 
     let mut profiles_shredded = Vec::new();
-    let roster = commands::staff::roster(&state.store, StoreId::from_uuid(store_id)).await?;
     if roster.closed_at.is_some_and(|closed| policy.closure_shred_at(closed) <= now) {
         for customer in live_customers(state, store_id).await? {
             let subject = Subject::Customer(CustomerId::from_uuid(customer));

@@ -30,6 +30,21 @@ impl Default for RetentionPolicy {
 }
 
 impl RetentionPolicy {
+    /// Bounds a store may choose within: never shorter than tax and accounting rules commonly
+    /// require, never so long that "kept as long as needed" stops meaning anything.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if !(5..=30).contains(&self.legal_hold_years) {
+            return Err(DomainError::invalid("legalHoldYears", "must be 5 to 30"));
+        }
+        if !(6..=120).contains(&self.audit_months) {
+            return Err(DomainError::invalid("auditMonths", "must be 6 to 120"));
+        }
+        if !(30..=365).contains(&self.closure_export_days) {
+            return Err(DomainError::invalid("closureExportDays", "must be 30 to 365"));
+        }
+        Ok(())
+    }
+
     /// When the buyer identity of a sale confirmed at `confirmed_at` may be destroyed.
     pub fn legal_hold_until(&self, confirmed_at: DateTime<Utc>) -> DateTime<Utc> {
         confirmed_at

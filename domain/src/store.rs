@@ -8,6 +8,7 @@
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::privacy::PrivacyRequestId;
+use crate::retention::RetentionPolicy;
 use crate::staff::Role;
 use crate::values::{Email, PersonName, Text};
 use crate::{DomainError, Pii, StoreId, UserId};
@@ -69,8 +70,9 @@ pub enum StoreCommand {
     /// Reopened within the export window (nothing was shredded yet).
     Reopen {
         at: DateTime<Utc>,
-        export_days: u32,
     },
+    /// The store's retention periods (the privacy policy's unless set).
+    SetRetentionPolicy(RetentionPolicy),
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +133,9 @@ pub enum StoreEvent {
     StoreReopened {
         at: DateTime<Utc>,
     },
+    RetentionPolicySet {
+        policy: RetentionPolicy,
+    },
 }
 
 impl DomainEvent for StoreEvent {
@@ -171,6 +176,7 @@ pub struct Store {
     pub invitations: BTreeMap<Uuid, Invitation>,
     /// When the account was closed, while it is.
     pub closed_at: Option<DateTime<Utc>>,
+    pub retention: RetentionPolicy,
 }
 
 /// Owners outrank managers, who outrank everyone else. Nobody moves themselves up this scale.
@@ -360,9 +366,14 @@ impl Aggregate for Store {
                     None => Ok(vec![StoreEvent::StoreClosed { at: *at }]),
                 }
             }
-            StoreCommand::Reopen { at, export_days } => match self.closed_at {
+            StoreCommand::SetRetentionPolicy(p) => {
+                self.require_open()?;
+                p.validate()?;
+                Ok(if *p == self.retention { vec![] } else { vec![StoreEvent::RetentionPolicySet { policy: *p }] })
+            }
+            StoreCommand::Reopen { at } => match self.closed_at {
                 None => Ok(vec![]),
-                Some(closed) if *at >= closed + chrono::Duration::days(i64::from(*export_days)) => {
+                Some(closed) if *at >= self.retention.closure_shred_at(closed) => {
                     Err(DomainError::Expired { kind: "export window of the closed store" })
                 }
                 Some(_) => Ok(vec![StoreEvent::StoreReopened { at: *at }]),
@@ -426,6 +437,7 @@ impl Aggregate for Store {
             }
             StoreEvent::StoreClosed { at } => self.closed_at = Some(*at),
             StoreEvent::StoreReopened { .. } => self.closed_at = None,
+            StoreEvent::RetentionPolicySet { policy } => self.retention = *policy,
         }
         self
     }
@@ -579,9 +591,16 @@ mod tests {
         given::<Store>(&all).when(StoreCommand::Close { at: t0 }).then_expect(&[]);
         let day = chrono::Duration::days(1);
         given::<Store>(&all)
-            .when(StoreCommand::Reopen { at: t0 + day * 89, export_days: 90 })
+            .when(StoreCommand::Reopen { at: t0 + day * 89 })
             .then_expect(&[StoreEvent::StoreReopened { at: t0 + day * 89 }]);
-        given::<Store>(&all).when(StoreCommand::Reopen { at: t0 + day * 90, export_days: 90 }).then_reject("EXPIRED");
+        given::<Store>(&all).when(StoreCommand::Reopen { at: t0 + day * 90 }).then_reject("EXPIRED");
+        // A longer window set by the owner lets it reopen later.
+        let longer = RetentionPolicy { closure_export_days: 120, ..RetentionPolicy::default() };
+        let set = given::<Store>(&all).when(StoreCommand::SetRetentionPolicy(longer)).events();
+        let all: Vec<_> = all.into_iter().chain(set).collect();
+        given::<Store>(&all).when(StoreCommand::Reopen { at: t0 + day * 100 }).events();
+        let short = RetentionPolicy { legal_hold_years: 2, ..RetentionPolicy::default() };
+        given::<Store>(&all).when(StoreCommand::SetRetentionPolicy(short)).then_reject("INVALID");
     }
 
     #[test]

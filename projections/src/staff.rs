@@ -111,7 +111,8 @@ macro_rules! staff_sql {
                     StoreEvent::StoreOpened { .. }
                     | StoreEvent::StaffInvited { .. }
                     | StoreEvent::StoreClosed { .. }
-                    | StoreEvent::StoreReopened { .. } => {}
+                    | StoreEvent::StoreReopened { .. }
+                    | StoreEvent::RetentionPolicySet { .. } => {}
                 }
                 Ok(())
             }

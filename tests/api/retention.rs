@@ -131,6 +131,30 @@ pub(crate) async fn retention_ends_holds_trims_the_audit_and_shreds_a_closed_sto
         .await;
     assert_eq!(runs["data"]["streamEvents"]["nodes"].as_array().unwrap().len(), 9, "{runs}");
 
+    // The owner sets the store's own periods, within bounds.
+    let set = "mutation($p: RetentionPolicyInput!) { setRetentionPolicy(input: $p) { errors { field code } } }";
+    let longer = json!({"p": {"legalHoldYears": 10, "auditMonths": 24, "closureExportDays": 120}});
+    let r = app.gql(Some(&owner), set, longer.clone()).await;
+    assert_eq!(r["data"]["setRetentionPolicy"]["errors"], json!([]), "{r}");
+    let r = app
+        .gql(
+            Some(&compliance),
+            "{ retentionSchedule { policy { legalHoldYears auditMonths closureExportDays } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["retentionSchedule"]["policy"], longer["p"], "{r}");
+    let r = app
+        .gql(Some(&owner), set, json!({"p": {"legalHoldYears": 2, "auditMonths": 24, "closureExportDays": 120}}))
+        .await;
+    assert_eq!(
+        r["data"]["setRetentionPolicy"]["errors"],
+        json!([{"field": "legalHoldYears", "code": "INVALID"}]),
+        "{r}"
+    );
+    let r = app.gql(Some(&compliance), set, longer).await;
+    assert_eq!(super::code(&r), "FORBIDDEN");
+
     // One server at a time: while another holds the job's lock, a run is skipped.
     let lock = app.state.db.try_job_lock(0x7265_7465_6e74).await.unwrap().expect("free");
     let second = api::retention::run_all(&app.state, Utc::now()).await.unwrap();

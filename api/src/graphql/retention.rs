@@ -1,11 +1,12 @@
-//! Retention over GraphQL: closing and reopening the store's account (OWNER) and the schedule
+//! Retention over GraphQL: closing and reopening the store's account and setting its retention
+//! periods (OWNER), and the schedule
 //! of what the retention job will destroy when (COMPLIANCE, OWNER). Rules live in
 //! `domain::retention` and `domain::store`; the job in `crate::retention`.
 
 use super::types::UserError;
 use super::{command_context, run, state, viewer, Idem};
 use crate::error::ApiError;
-use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use domain::retention::RetentionPolicy;
 use domain::store::{Store, StoreCommand};
@@ -48,6 +49,13 @@ pub struct RetentionSchedule {
     pub items: Vec<RetentionItem>,
 }
 
+#[derive(InputObject)]
+pub struct RetentionPolicyInput {
+    pub legal_hold_years: u32,
+    pub audit_months: u32,
+    pub closure_export_days: u32,
+}
+
 #[derive(SimpleObject, Default)]
 pub struct StoreAccountPayload {
     pub closed_at: Option<DateTime<Utc>>,
@@ -67,7 +75,7 @@ impl RetentionQuery {
             .await
             .map_err(|e| ApiError::internal("retention schedule", e.as_ref()))?;
         let roster = commands::staff::roster(&s.store, StoreId::from_uuid(v.store_id)).await.map_err(ApiError::from)?;
-        let p = RetentionPolicy::default();
+        let p = roster.retention;
         Ok(RetentionSchedule {
             policy: RetentionPolicyObject {
                 legal_hold_years: p.legal_hold_years,
@@ -130,7 +138,21 @@ impl RetentionMutation {
 
     /// Reopens a closed store within its export window.
     async fn reopen_store(&self, ctx: &Context<'_>) -> async_graphql::Result<StoreAccountPayload> {
-        let export_days = RetentionPolicy::default().closure_export_days;
-        account(ctx, StoreCommand::Reopen { at: Utc::now(), export_days }, "reopenStore").await
+        account(ctx, StoreCommand::Reopen { at: Utc::now() }, "reopenStore").await
+    }
+
+    /// Sets the store's retention periods (bounds: legal hold 5–30 years, audit entries 6–120
+    /// months, export window after closing 30–365 days). The privacy policy's apply until set.
+    async fn set_retention_policy(
+        &self,
+        ctx: &Context<'_>,
+        input: RetentionPolicyInput,
+    ) -> async_graphql::Result<StoreAccountPayload> {
+        let policy = RetentionPolicy {
+            legal_hold_years: input.legal_hold_years,
+            audit_months: input.audit_months,
+            closure_export_days: input.closure_export_days,
+        };
+        account(ctx, StoreCommand::SetRetentionPolicy(policy), "setRetentionPolicy").await
     }
 }
