@@ -14,7 +14,6 @@ use domain::store::StoreEvent;
 use domain::{CustomerId, KeyClass};
 use eventstore::ledger::Ledger;
 use eventstore::{EventStore, Position, RecordedEvent, StoreError};
-use projections::rows::{ListQuery, SaleFilter};
 use projections::ReadDb;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -250,47 +249,33 @@ async fn sales_of(
     policy: domain::retention::RetentionPolicy,
     streams: &mut Vec<Value>,
 ) -> Result<(usize, Option<DateTime<Utc>>), CertificateError> {
-    let mut q = ListQuery {
-        store_id,
-        first: 100,
-        after: None,
-        filter: SaleFilter { status: None, customer_id: Some(customer.as_uuid()) },
-        sort: (),
-        descending: false,
-    };
     let (mut count, mut hold_until) = (0, None::<DateTime<Utc>>);
-    loop {
-        let page = read.sales(&q).await?;
-        for (sale, _) in &page.rows {
-            let stream_id = format!("sale-{}", sale.id);
-            let events = stream_until(store, &stream_id, until).await?;
-            if events.is_empty() {
-                continue;
-            }
-            count += 1;
-            let mut identity = false;
-            let mut confirmed = None;
-            for e in &events {
-                match decode::<SaleEvent>(&e.event_type, &e.payload) {
-                    Ok(SaleEvent::SaleDrafted { buyer_name, buyer_address, .. }) => {
-                        identity = buyer_name.is_some() || buyer_address.is_some();
-                    }
-                    Ok(SaleEvent::SaleConfirmed { .. }) => confirmed = Some(e.recorded_at),
-                    _ => {}
+    for sale in read.all_sales(store_id, Some(customer.as_uuid())).await? {
+        let stream_id = format!("sale-{}", sale.id);
+        let events = stream_until(store, &stream_id, until).await?;
+        if events.is_empty() {
+            continue;
+        }
+        count += 1;
+        let mut identity = false;
+        let mut confirmed = None;
+        for e in &events {
+            match decode::<SaleEvent>(&e.event_type, &e.payload) {
+                Ok(SaleEvent::SaleDrafted { buyer_name, buyer_address, .. }) => {
+                    identity = buyer_name.is_some() || buyer_address.is_some();
                 }
+                Ok(SaleEvent::SaleConfirmed { .. }) => confirmed = Some(e.recorded_at),
+                _ => {}
             }
-            if let (true, Some(at)) = (identity, confirmed) {
-                let end = policy.legal_hold_until(at);
-                hold_until = Some(hold_until.map_or(end, |h| h.max(end)));
-            }
-            streams.push(json!({
+        }
+        if let (true, Some(at)) = (identity, confirmed) {
+            let end = policy.legal_hold_until(at);
+            hold_until = Some(hold_until.map_or(end, |h| h.max(end)));
+        }
+        streams.push(json!({
                 "stream_id": stream_id, "events": events.len(),
                 "personal_data": if identity { format!("buyer identity retained under {}", KeyClass::LegalHold.as_str()) } else { "none".into() },
             }));
-        }
-        match page.rows.last() {
-            Some((_, cursor)) if page.has_next => q.after = Some(cursor.clone()),
-            _ => return Ok((count, hold_until)),
-        }
     }
+    Ok((count, hold_until))
 }

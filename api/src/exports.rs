@@ -16,7 +16,6 @@ use eventstore::RecordedEvent;
 use projections::audit::{AuditFilter, AuditRow};
 use projections::privacy::PrivacyQuery;
 use projections::readmodels::enum_str;
-use projections::rows::{ListQuery, SaleFilter};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -154,42 +153,27 @@ pub async fn customer_export(state: &AppState, store_id: Uuid, customer: Custome
 
     let mut purchases = Vec::new();
     let mut streams = vec![customer.stream_id(), consent_stream(customer), restriction_stream(customer)];
-    let mut q = ListQuery {
-        store_id,
-        first: 100,
-        after: None,
-        filter: SaleFilter { status: None, customer_id: Some(customer.as_uuid()) },
-        sort: (),
-        descending: false,
-    };
-    loop {
-        let page = state.read.sales(&q).await?;
-        for (sale, _) in &page.rows {
-            let stream = domain::SaleId::from_uuid(sale.id).stream_id();
-            let (mut buyer_name, mut buyer_address, mut confirmed_at) = (Value::Null, Value::Null, Value::Null);
-            for (e, r) in decoded::<SaleEvent>(&store.read_stream(&stream, 0).await?)? {
-                match e {
-                    SaleEvent::SaleDrafted { buyer_name: n, buyer_address: a, .. } => {
-                        buyer_name = pii(&n);
-                        buyer_address = pii(&a);
-                    }
-                    SaleEvent::SaleConfirmed { .. } => confirmed_at = ts(r.recorded_at),
-                    _ => {}
+    for sale in state.read.all_sales(store_id, Some(customer.as_uuid())).await? {
+        let stream = domain::SaleId::from_uuid(sale.id).stream_id();
+        let (mut buyer_name, mut buyer_address, mut confirmed_at) = (Value::Null, Value::Null, Value::Null);
+        for (e, r) in decoded::<SaleEvent>(&store.read_stream(&stream, 0).await?)? {
+            match e {
+                SaleEvent::SaleDrafted { buyer_name: n, buyer_address: a, .. } => {
+                    buyer_name = pii(&n);
+                    buyer_address = pii(&a);
                 }
+                SaleEvent::SaleConfirmed { .. } => confirmed_at = ts(r.recorded_at),
+                _ => {}
             }
-            purchases.push(json!({
-                "sale_id": sale.id, "status": sale.status, "invoice_number": sale.invoice_number,
-                "currency": sale.total.currency.code(), "total": sale.total.to_string(), "paid": sale.paid.to_string(),
-                "refunded": sale.refunded.to_string(), "lines": sale.lines, "trade_ins": sale.trade_ins,
-                "payments": sale.payments, "confirmed_at": confirmed_at,
-                "buyer_name": buyer_name, "buyer_address": buyer_address,
-            }));
-            streams.push(stream);
         }
-        match page.rows.last() {
-            Some((_, cursor)) if page.has_next => q.after = Some(cursor.clone()),
-            _ => break,
-        }
+        purchases.push(json!({
+            "sale_id": sale.id, "status": sale.status, "invoice_number": sale.invoice_number,
+            "currency": sale.total.currency.code(), "total": sale.total.to_string(), "paid": sale.paid.to_string(),
+            "refunded": sale.refunded.to_string(), "lines": sale.lines, "trade_ins": sale.trade_ins,
+            "payments": sale.payments, "confirmed_at": confirmed_at,
+            "buyer_name": buyer_name, "buyer_address": buyer_address,
+        }));
+        streams.push(stream);
     }
     let requests = requests_about(state, store_id, customer.as_uuid()).await?;
     streams.extend(requests.iter().filter_map(|r| r["id"].as_str().map(|id| format!("privacy_request-{id}"))));

@@ -13,7 +13,7 @@ use domain::privacy::Subject;
 use domain::retention::{retention_stream, RecordRun, RetentionEvent, RetentionLog};
 use domain::sale::SaleEvent;
 use domain::{CustomerId, KeyClass, StoreId};
-use projections::rows::{CustomerFilter, CustomerSortField, ListQuery, SaleFilter};
+use projections::rows::{CustomerFilter, CustomerSortField, ListQuery};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -37,34 +37,26 @@ pub struct Scheduled {
 /// identity (confirmed, or only drafted).
 async fn holds(state: &AppState, store_id: Uuid) -> Result<BTreeMap<Uuid, DateTime<Utc>>> {
     let mut latest: BTreeMap<Uuid, DateTime<Utc>> = BTreeMap::new();
-    let mut q =
-        ListQuery { store_id, first: 500, after: None, filter: SaleFilter::default(), sort: (), descending: false };
-    loop {
-        let page = state.read.sales(&q).await?;
-        for (sale, _) in &page.rows {
-            let Some(customer) = sale.customer_id else { continue };
-            let mut identity = false;
-            let mut base = None;
-            for e in state.store.read_stream(&domain::SaleId::from_uuid(sale.id).stream_id(), 0).await? {
-                match decode::<SaleEvent>(&e.event_type, &e.payload)? {
-                    SaleEvent::SaleDrafted { buyer_name, buyer_address, .. } => {
-                        identity = buyer_name.is_some() || buyer_address.is_some();
-                        base = Some(e.recorded_at);
-                    }
-                    SaleEvent::SaleConfirmed { .. } => base = Some(e.recorded_at),
-                    _ => {}
+    for sale in state.read.all_sales(store_id, None).await? {
+        let Some(customer) = sale.customer_id else { continue };
+        let mut identity = false;
+        let mut base = None;
+        for e in state.store.read_stream(&domain::SaleId::from_uuid(sale.id).stream_id(), 0).await? {
+            match decode::<SaleEvent>(&e.event_type, &e.payload)? {
+                SaleEvent::SaleDrafted { buyer_name, buyer_address, .. } => {
+                    identity = buyer_name.is_some() || buyer_address.is_some();
+                    base = Some(e.recorded_at);
                 }
-            }
-            if let (true, Some(at)) = (identity, base) {
-                let slot = latest.entry(customer).or_insert(at);
-                *slot = (*slot).max(at);
+                SaleEvent::SaleConfirmed { .. } => base = Some(e.recorded_at),
+                _ => {}
             }
         }
-        match page.rows.last() {
-            Some((_, cursor)) if page.has_next => q.after = Some(cursor.clone()),
-            _ => return Ok(latest),
+        if let (true, Some(at)) = (identity, base) {
+            let slot = latest.entry(customer).or_insert(at);
+            *slot = (*slot).max(at);
         }
     }
+    Ok(latest)
 }
 
 /// Every customer of the store that is not erased yet.

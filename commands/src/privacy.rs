@@ -48,6 +48,26 @@ pub struct Erasure {
     pub position: Option<Position>,
 }
 
+/// The request `id` of this store, about `subject`; an unknown or foreign id, or one about
+/// someone else, is the caller's error on `privacyRequestId`.
+async fn request_about(
+    store: &EventStore,
+    ctx: &CommandContext,
+    id: PrivacyRequestId,
+    subject: Subject,
+) -> Result<domain::privacy::PrivacyRequestState, CommandError> {
+    let unknown = || DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND };
+    let (r, _) = load::<PrivacyRequest>(store, ctx.store_id, &id.stream_id()).await.map_err(|e| match e {
+        CommandError::Rejected(DomainError::NotFound { .. }) => unknown().into(),
+        e => e,
+    })?;
+    let state = r.state.ok_or_else(unknown)?;
+    if state.subject != subject {
+        return Err(DomainError::invalid("privacyRequestId", "is about another data subject").into());
+    }
+    Ok(state)
+}
+
 /// Erases a customer: see [`erase_subject`].
 pub async fn erase_customer(
     store: &EventStore,
@@ -98,18 +118,7 @@ pub async fn erase_subject(
     }
     let request_id = match request {
         Some(id) => {
-            let (r, _) = load::<PrivacyRequest>(store, ctx.store_id, &id.stream_id()).await.map_err(|e| match e {
-                CommandError::Rejected(DomainError::NotFound { .. }) => {
-                    DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND }.into()
-                }
-                e => e,
-            })?;
-            let state = r
-                .state
-                .ok_or(DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND })?;
-            if state.subject != subject {
-                return Err(DomainError::invalid("privacyRequestId", "is about another data subject").into());
-            }
+            let state = request_about(store, ctx, id, subject).await?;
             if state.status == RequestStatus::Completed {
                 return Ok(Erasure { request_id: id, status: state.status, position: None });
             }
@@ -258,18 +267,7 @@ pub async fn record_export(
     let mut commands = Vec::new();
     match request {
         Some(id) => {
-            let (r, _) = load::<PrivacyRequest>(store, ctx.store_id, &id.stream_id()).await.map_err(|e| match e {
-                CommandError::Rejected(DomainError::NotFound { .. }) => {
-                    DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND }.into()
-                }
-                e => e,
-            })?;
-            let state = r
-                .state
-                .ok_or(DomainError::UnknownReference { field: "privacyRequestId", kind: PrivacyRequest::KIND })?;
-            if state.subject != subject {
-                return Err(DomainError::invalid("privacyRequestId", "is about another data subject").into());
-            }
+            request_about(store, ctx, id, subject).await?;
         }
         None => commands.push(PrivacyRequestCommand::Open(OpenPrivacyRequest {
             request_id,

@@ -76,6 +76,12 @@ typed_id!(
     "sale"
 );
 
+typed_id!(
+    /// A data subject's privacy request (access, erasure, …), handled as a case.
+    PrivacyRequestId,
+    "privacy_request"
+);
+
 /// The stream holding a store's invoice numbers: its version + 1 is the next number, so
 /// numbers are gap-free and never reused.
 pub fn invoice_stream(store: StoreId) -> String {

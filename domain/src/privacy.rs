@@ -12,44 +12,12 @@ use crate::values::Text;
 use crate::{CustomerId, DomainError, KeyClass, Pii, StoreId, UserId};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 use uuid::Uuid;
 
 /// How long the store has to answer a request (policy §6: one month).
 pub const RESPONSE_DAYS: i64 = 30;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PrivacyRequestId(Uuid);
-
-impl PrivacyRequestId {
-    pub fn new_v7() -> Self {
-        Self(Uuid::now_v7())
-    }
-    pub const fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-    pub const fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-    pub fn stream_id(&self) -> String {
-        format!("privacy_request-{}", self.0)
-    }
-}
-
-impl fmt::Display for PrivacyRequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for PrivacyRequestId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
+pub use crate::ids::PrivacyRequestId;
 
 /// What the subject asked for (policy §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

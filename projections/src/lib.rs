@@ -238,6 +238,27 @@ impl ReadDb {
             ReadDb::Postgres(pool) => consent::postgres::audience_count(pool, q).await,
         }
     }
+    /// Every sale of a store (of one customer, when given), oldest first, read page by page.
+    pub async fn all_sales(&self, store_id: Uuid, customer: Option<Uuid>) -> Result<Vec<SaleRow>> {
+        let mut q = ListQuery {
+            store_id,
+            first: 500,
+            after: None,
+            filter: SaleFilter { status: None, customer_id: customer },
+            sort: (),
+            descending: false,
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.sales(&q).await?;
+            let next = page.rows.last().map(|(_, c)| c.clone());
+            out.extend(page.rows.into_iter().map(|(r, _)| r));
+            match next {
+                Some(cursor) if page.has_next => q.after = Some(cursor),
+                _ => return Ok(out),
+            }
+        }
+    }
     pub async fn store_ids(&self) -> Result<Vec<Uuid>> {
         with_reader!(self, m, pool => m::store_ids(pool).await)
     }
