@@ -234,7 +234,7 @@ pub async fn deletion_certificate(
     });
     let Value::Object(document) = document else { unreachable!("a JSON object") };
     let signed: Map<String, Value> = ledger::certificate::sign(document, &ledger.signer().await?);
-    Ok(serde_json::to_string_pretty(&Value::Object(signed)).expect("JSON serialises") + "\n")
+    Ok(ledger::certificate::file_text(&signed))
 }
 
 /// The customer's sales up to `until`: adds their streams and returns how many there are and

@@ -31,6 +31,10 @@ pub enum CertificateProblem {
     TreeHeadMismatch,
     #[error("the inclusion proof of event {0} does not lead to the signed root")]
     BadProof(String),
+    #[error(
+        "the file is not byte for byte the form it was issued in (members sorted, two-space indent, one final newline)"
+    )]
+    NotAsIssued,
 }
 
 /// What a verified certificate states (the parts a caller reports or re-checks).
@@ -49,6 +53,23 @@ pub struct Verified {
 /// RFC 8785 canonical JSON.
 pub fn canonical(value: &Value) -> String {
     serde_jcs::to_string(value).expect("a JSON value always canonicalises")
+}
+
+/// The file form of a certificate: pretty-printed with members sorted (the order its canonical
+/// form has too), and one final newline. Any other bytes are not the certificate as issued.
+pub fn file_text(document: &Map<String, Value>) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(o) => {
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&o[k]))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string_pretty(&sorted(&Value::Object(document.clone()))).expect("JSON serialises") + "\n"
 }
 
 /// Signs `document` (an object without `signature`): adds `ledger_key` and `signature`.
@@ -90,6 +111,9 @@ pub fn verify(text_: &str, trusted_key: Option<&str>) -> Result<Verified, Certif
     let Value::Object(mut document) = value.clone() else {
         return Err(CertificateProblem::Malformed("not a JSON object".into()));
     };
+    if file_text(&document) != text_ {
+        return Err(CertificateProblem::NotAsIssued);
+    }
     if text(&value, "type")? != CERTIFICATE_TYPE {
         return Err(CertificateProblem::Malformed(format!("type is not {CERTIFICATE_TYPE}")));
     }
@@ -174,7 +198,7 @@ mod tests {
             "erasure_events": [{"event_id": "e-1", "leaf_index": 1, "leaf_hash": crate::hex(&leaves[1]), "audit_path": path}],
         });
         let Value::Object(doc) = doc else { unreachable!() };
-        serde_json::to_string_pretty(&Value::Object(sign(doc, signer))).unwrap()
+        file_text(&sign(doc, signer))
     }
 
     #[test]
@@ -183,9 +207,12 @@ mod tests {
         let text = certificate(&signer);
         let v = verify(&text, Some(&signer.verifier_key())).unwrap();
         assert_eq!((v.subject_id.as_str(), v.tree_size, v.events.len()), ("p-1", 3, 1));
-        // Whitespace and member order are not signed: the canonical form is.
-        let reordered: Value = serde_json::from_str(&text).unwrap();
-        assert!(verify(&serde_json::to_string(&reordered).unwrap(), None).is_ok());
+        // The signature is over the canonical form, and the file is the form it was issued in:
+        // whitespace changed anywhere is a different file.
+        let compact: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(verify(&serde_json::to_string(&compact).unwrap(), None), Err(CertificateProblem::NotAsIssued));
+        assert_eq!(verify(&text.replacen("\n", "\n ", 1), None), Err(CertificateProblem::NotAsIssued));
+        assert_eq!(verify(text.trim_end(), None), Err(CertificateProblem::NotAsIssued));
     }
 
     #[test]
@@ -199,16 +226,16 @@ mod tests {
         // Re-signed by another key after a change: the pinned key still refuses it.
         let mut forged: Map<String, Value> = serde_json::from_str(&altered).unwrap();
         forged = sign(forged, &other);
-        assert!(verify(&serde_json::to_string(&forged).unwrap(), Some(&signer.verifier_key())).is_err());
+        assert!(matches!(
+            verify(&file_text(&forged), Some(&signer.verifier_key())),
+            Err(CertificateProblem::WrongKey(_))
+        ));
         // A proof that does not lead to the root.
         let mut bad: Value = serde_json::from_str(&text).unwrap();
         bad["erasure_events"][0]["leaf_index"] = Value::from(2);
         let Value::Object(bad) = bad else { unreachable!() };
         let resigned = sign(bad, &signer);
-        assert_eq!(
-            verify(&serde_json::to_string(&resigned).unwrap(), None),
-            Err(CertificateProblem::BadProof("e-1".into()))
-        );
+        assert_eq!(verify(&file_text(&resigned), None), Err(CertificateProblem::BadProof("e-1".into())));
         assert!(matches!(verify("[]", None), Err(CertificateProblem::Malformed(_))));
     }
 }
