@@ -4,7 +4,6 @@ use crate::graphql::{build_schema, AppSchema, RequestContext};
 use crate::sessions::{SessionSettings, Sessions};
 use crate::throttle::LoginThrottle;
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -232,7 +231,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphql_get).post(graphql))
         .route("/.well-known/inventory-connect/ledger-key", get(ledger_key))
         .route("/metrics", get(metrics_endpoint))
         .layer(RequestBodyLimitLayer::new(256 * 1024))
@@ -342,22 +341,73 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// `POST /graphql`: a JSON body (see `crate::http` for the GraphQL-over-HTTP rules).
 async fn graphql(
     State(http): State<Http>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let Some(media) = crate::http::negotiate(&headers) else { return crate::http::not_acceptable() };
+    if !crate::http::is_json_body(&headers) {
+        return crate::http::error(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the request as application/json",
+        );
+    }
     let req: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(_) => {
-            return error_response(
+            return crate::http::error(
+                media,
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
                 "the request body must be a JSON object with a \"query\" string (and optional \"variables\", \"operationName\")",
             )
         }
     };
+    execute(http, peer, headers, req, media).await
+}
+
+/// `GET /graphql`: a query in the URL; GraphiQL for a browser that asks for HTML.
+async fn graphql_get(
+    State(http): State<Http>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let has_query = raw.as_deref().is_some_and(|q| q.split('&').any(|p| p.starts_with("query=")));
+    if !has_query && crate::http::accepts_html(&headers) {
+        return graphiql().await.into_response();
+    }
+    let Some(media) = crate::http::negotiate(&headers) else { return crate::http::not_acceptable() };
+    let req = match crate::http::from_query(raw.as_deref()) {
+        Ok(r) => r,
+        Err(why) => return crate::http::error(media, StatusCode::BAD_REQUEST, "BAD_REQUEST", why),
+    };
+    if crate::http::is_mutation(&req) {
+        let mut r = crate::http::error(
+            media,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "mutations are sent with POST",
+        );
+        r.headers_mut().insert(axum::http::header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+        return r;
+    }
+    execute(http, peer, headers, req, media).await
+}
+
+/// Runs a request as its caller (the session in `Authorization`), and answers in `media`.
+async fn execute(
+    http: Http,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    req: async_graphql::Request,
+    media: crate::http::Media,
+) -> Response {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -423,7 +473,7 @@ async fn graphql(
     metrics::counter!("ic_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
     metrics::histogram!("ic_graphql_request_duration_seconds", "operation" => operation)
         .record(started.elapsed().as_secs_f64());
-    GraphQLResponse::from(response).into_response()
+    crate::http::respond(media, response)
 }
 
 /// Serves until `shutdown` turns true, then stops accepting and lets requests in flight finish

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod exports;
 pub mod graphql;
+pub mod http;
 pub mod metrics;
 pub mod retention;
 pub mod sessions;

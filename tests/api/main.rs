@@ -3,6 +3,7 @@
 
 mod audit;
 mod evolution;
+mod http;
 mod inputs;
 mod isolation;
 mod ledger;
@@ -13,6 +14,7 @@ mod retention;
 mod staff;
 
 use audit::*;
+use http::*;
 use inputs::*;
 use isolation::*;
 use ledger::*;
@@ -1038,6 +1040,8 @@ api_tests!(
     the_marketing_audience_follows_consent_restriction_and_erasure_as_of_any_instant,
     // retention.rs
     retention_ends_holds_trims_the_audit_and_shreds_a_closed_store,
+    // http.rs
+    graphql_over_http_follows_the_specification,
 );
 
 #[test]

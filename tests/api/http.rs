@@ -1,0 +1,112 @@
+//! GraphQL over HTTP (the GraphQL Foundation's specification), over real HTTP on both
+//! backends: media types by `Accept`, status codes, GET for queries only, GraphiQL only for
+//! browsers.
+
+use super::TestApp;
+use serde_json::{json, Value};
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+async fn post(
+    app: &TestApp,
+    token: &str,
+    accept: Option<&str>,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let mut req = app.client.post(format!("{}/graphql", app.url)).bearer_auth(token).body(body.to_owned());
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    if let Some(c) = content_type {
+        req = req.header("content-type", c);
+    }
+    let r = req.send().await.unwrap();
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (r.status().as_u16(), ct, r.text().await.unwrap())
+}
+
+async fn get(app: &TestApp, token: Option<&str>, accept: &str, query: &str) -> reqwest::Response {
+    let mut req = app.client.get(format!("{}/graphql{query}", app.url)).header("accept", accept);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+pub(crate) async fn graphql_over_http_follows_the_specification(app: TestApp) {
+    let token = app.owner().await;
+    let ok = r#"{"query":"{ me { role } }"}"#;
+    let json_ct = Some("application/json");
+
+    // The answer comes in a media type the client accepts.
+    let (status, ct, body) = post(&app, &token, Some(GRAPHQL_RESPONSE), json_ct, ok).await;
+    assert_eq!((status, ct.starts_with(GRAPHQL_RESPONSE)), (200, true), "{ct}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["data"]["me"]["role"], "OWNER");
+    let (status, ct, _) = post(&app, &token, Some("application/json"), json_ct, ok).await;
+    assert_eq!((status, ct.starts_with("application/json")), (200, true), "{ct}");
+    let (status, ct, _) =
+        post(&app, &token, Some("application/graphql-response+json;q=0.5, application/json"), json_ct, ok).await;
+    assert_eq!((status, ct.starts_with("application/json")), (200, true), "the higher q wins: {ct}");
+    let (status, ct, _) = post(&app, &token, None, json_ct, ok).await;
+    assert_eq!((status, ct.starts_with("application/json")), (200, true), "no Accept: application/json");
+    let (status, _, _) = post(&app, &token, Some("text/html"), json_ct, ok).await;
+    assert_eq!(status, 406);
+
+    // In application/graphql-response+json a request that cannot execute is 400 without data.
+    for (what, body) in [
+        ("a syntax error", r#"{"query":"{ me { role "}"#.to_owned()),
+        ("a validation error", r#"{"query":"{ me { nonsense } }"}"#.to_owned()),
+        (
+            "a variable that does not coerce",
+            json!({"query": "query($n: Int!) { inventoryItems(first: $n) { totalCount } }", "variables": {"n": "ten"}})
+                .to_string(),
+        ),
+    ] {
+        let (status, _, text) = post(&app, &token, Some(GRAPHQL_RESPONSE), json_ct, &body).await;
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(status, 400, "{what}: {text}");
+        assert!(v.get("data").is_none() && v["errors"].as_array().is_some_and(|e| !e.is_empty()), "{what}: {text}");
+        // The same in application/json is a 200 with the errors.
+        let (status, _, text) = post(&app, &token, Some("application/json"), json_ct, &body).await;
+        assert_eq!(status, 200, "{what} as application/json: {text}");
+    }
+    // An error while executing is a result: 200, with data.
+    let (status, _, text) = post(
+        &app,
+        &token,
+        Some(GRAPHQL_RESPONSE),
+        json_ct,
+        r#"{"query":"{ inventoryItems(minPosition: \"not-a-position\") { totalCount } }"}"#,
+    )
+    .await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, v.get("data").is_some()), (200, true), "{text}");
+
+    // A POST must say it is JSON.
+    let (status, _, _) = post(&app, &token, Some(GRAPHQL_RESPONSE), None, ok).await;
+    assert_eq!(status, 415);
+    let (status, _, _) = post(&app, &token, Some(GRAPHQL_RESPONSE), Some("text/plain"), ok).await;
+    assert_eq!(status, 415);
+    let (status, _, _) = post(&app, &token, Some(GRAPHQL_RESPONSE), Some("application/json; charset=utf-8"), ok).await;
+    assert_eq!(status, 200);
+
+    // GET runs queries from the URL, refuses mutations, and serves GraphiQL only to browsers.
+    let r = get(&app, Some(&token), "application/json", "?query=%7B%20me%20%7B%20role%20%7D%20%7D").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["data"]["me"]["role"], "OWNER");
+    let r = get(&app, Some(&token), "application/json", "?query=query%20Q(%24f%3A%20Int)%20%7B%20inventoryItems(first%3A%20%24f)%20%7B%20totalCount%20%7D%20%7D&variables=%7B%22f%22%3A1%7D&operationName=Q").await;
+    assert!(r.json::<Value>().await.unwrap()["data"]["inventoryItems"]["totalCount"].is_number());
+    let r =
+        get(&app, Some(&token), GRAPHQL_RESPONSE, "?query=mutation%20%7B%20logout%20%7B%20revoked%20%7D%20%7D").await;
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers().get("allow").unwrap(), "POST");
+    let r = get(&app, None, "text/html,application/xhtml+xml", "").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+    let r = get(&app, None, "application/json", "").await;
+    assert_eq!(r.status(), 400, "no query and no HTML: nothing to do");
+    // The session still works after all that: nothing above logged it out.
+    let (status, _, _) = post(&app, &token, None, json_ct, ok).await;
+    assert_eq!(status, 200);
+}
