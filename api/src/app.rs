@@ -40,6 +40,8 @@ pub struct AppState {
     pub consistency_timeout: Duration,
     /// Where erasures are also recorded, outside the database (see `eventstore::erasures`).
     pub erasure_ledger: Option<ErasureLedger>,
+    /// Automatic persisted queries registered by clients.
+    pub persisted_queries: crate::persisted::PersistedQueries,
 }
 
 /// Server settings (each has a `serve` flag and environment variable; see the CLI).
@@ -141,6 +143,7 @@ impl AppState {
             settings,
             consistency_timeout: Duration::from_secs(5),
             erasure_ledger,
+            persisted_queries: Default::default(),
         });
         if let Some(interval) = retention {
             tokio::spawn(crate::retention::run_periodically(state.clone(), interval, shutdown));
@@ -383,10 +386,14 @@ async fn graphql_get(
         return graphiql().await.into_response();
     }
     let Some(media) = crate::http::negotiate(&headers) else { return crate::http::not_acceptable() };
-    let req = match crate::http::from_query(raw.as_deref()) {
+    let mut req = match crate::http::from_query(raw.as_deref()) {
         Ok(r) => r,
         Err(why) => return crate::http::error(media, StatusCode::BAD_REQUEST, "BAD_REQUEST", why),
     };
+    // A persisted query is known by its text only once resolved: check what it is first.
+    if let Err((status, code, message)) = http.state.persisted_queries.resolve(&mut req) {
+        return crate::http::error(media, status, code, message);
+    }
     if crate::http::is_mutation(&req) {
         let mut r = crate::http::error(
             media,
@@ -408,6 +415,10 @@ async fn execute(
     req: async_graphql::Request,
     media: crate::http::Media,
 ) -> Response {
+    let mut req = req;
+    if let Err((status, code, message)) = http.state.persisted_queries.resolve(&mut req) {
+        return crate::http::error(media, status, code, message);
+    }
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())

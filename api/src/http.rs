@@ -117,16 +117,31 @@ pub fn from_query(raw: Option<&str>) -> Result<async_graphql::Request, &'static 
     let mut query = None;
     let mut variables = None;
     let mut operation = None;
+    let mut extensions = None;
     for (k, v) in form_urlencoded(raw.unwrap_or("")) {
         match k.as_str() {
             "query" => query = Some(v),
+            "extensions" if !v.is_empty() => extensions = Some(v),
             "variables" if !v.is_empty() => variables = Some(v),
             "operationName" if !v.is_empty() => operation = Some(v),
             _ => {}
         }
     }
-    let Some(query) = query else { return Err(bad("a GET request needs a `query` parameter")) };
+    let extensions = match extensions.map(|e| serde_json::from_str::<async_graphql::Extensions>(&e)) {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(_)) => return Err(bad("`extensions` must be a JSON object")),
+    };
+    // A persisted query may come as its hash alone.
+    let query = match (query, &extensions) {
+        (Some(q), _) => q,
+        (None, Some(e)) if e.contains_key("persistedQuery") => String::new(),
+        (None, _) => return Err(bad("a GET request needs a `query` parameter")),
+    };
     let mut req = async_graphql::Request::new(query);
+    if let Some(e) = extensions {
+        req.extensions = e;
+    }
     if let Some(v) = variables {
         match serde_json::from_str::<serde_json::Value>(&v) {
             Ok(json @ serde_json::Value::Object(_)) => {

@@ -13,6 +13,7 @@ pub mod exports;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod persisted;
 pub mod retention;
 pub mod sessions;
 pub mod telemetry;

@@ -110,3 +110,66 @@ pub(crate) async fn graphql_over_http_follows_the_specification(app: TestApp) {
     let (status, _, _) = post(&app, &token, None, json_ct, ok).await;
     assert_eq!(status, 200);
 }
+
+pub(crate) async fn automatic_persisted_queries_run_by_hash_once_registered(app: TestApp) {
+    use sha2::Digest;
+    let token = app.owner().await;
+    let query = "{ me { role } }";
+    let hash: String = sha2::Sha256::digest(query.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let ext = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+    let by_hash = json!({"extensions": ext}).to_string();
+    let json_ct = Some("application/json");
+    // Unknown hash: the answer Apollo clients expect, then they send the text once.
+    let (status, _, text) = post(&app, &token, None, json_ct, &by_hash).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, &v["errors"][0]["message"], &v["errors"][0]["extensions"]["code"]),
+        (200, &json!("PersistedQueryNotFound"), &json!("PERSISTED_QUERY_NOT_FOUND")),
+        "{text}"
+    );
+    let (status, _, text) =
+        post(&app, &token, None, json_ct, &json!({"query": query, "extensions": ext}).to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["data"]["me"]["role"], "OWNER");
+    let (status, _, text) = post(&app, &token, None, json_ct, &by_hash).await;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&text).unwrap()["data"]["me"]["role"].clone()),
+        (200, json!("OWNER")),
+        "{text}"
+    );
+    // Over GET too (what Apollo's APQ link uses for queries).
+    let url_ext: String = ext
+        .to_string()
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let r = get(&app, Some(&token), "application/json", &format!("?extensions={url_ext}")).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["data"]["me"]["role"], "OWNER");
+    // A text that does not match its hash is refused; a registered mutation stays POST-only.
+    let wrong = json!({"query": "{ me { userId } }", "extensions": ext}).to_string();
+    let (status, _, _) = post(&app, &token, None, json_ct, &wrong).await;
+    assert_eq!(status, 400);
+    let mutation = "mutation { logout { revoked } }";
+    let m_hash: String = sha2::Sha256::digest(mutation.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let other = app.owner().await;
+    let m_ext = json!({"persistedQuery": {"version": 1, "sha256Hash": m_hash}});
+    let (status, _, _) =
+        post(&app, &other, None, json_ct, &json!({"query": mutation, "extensions": m_ext}).to_string()).await;
+    assert_eq!(status, 200);
+    let m_url: String = m_ext
+        .to_string()
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let r = get(&app, Some(&token), "application/json", &format!("?extensions={m_url}")).await;
+    assert_eq!(r.status(), 405, "a mutation by hash over GET is still refused");
+    let (status, _, _) = post(
+        &app,
+        &token,
+        None,
+        json_ct,
+        &json!({"extensions": {"persistedQuery": {"version": 2, "sha256Hash": hash}}}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "only version 1");
+}

@@ -1042,6 +1042,7 @@ api_tests!(
     retention_ends_holds_trims_the_audit_and_shreds_a_closed_store,
     // http.rs
     graphql_over_http_follows_the_specification,
+    automatic_persisted_queries_run_by_hash_once_registered,
 );
 
 #[test]
