@@ -44,7 +44,8 @@ pub fn certificate_id(request_id: Uuid) -> Uuid {
     Uuid::new_v5(&NAMESPACE, request_id.as_bytes())
 }
 
-fn ts(t: DateTime<Utc>) -> Value {
+/// An instant as the documents write it (RFC 3339, microseconds, `Z`).
+pub(crate) fn ts(t: DateTime<Utc>) -> Value {
     Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 

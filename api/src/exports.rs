@@ -4,6 +4,7 @@
 //! erasure destroyed reads as `null` with `erased: true`.
 
 use crate::app::AppState;
+use crate::certificates::ts;
 use chrono::{DateTime, Utc};
 use domain::aggregate::decode;
 use domain::consent::{state_as_of, ConsentEvent};
@@ -28,10 +29,6 @@ pub const CUSTOMER_SECTIONS: [&str; 8] =
 pub const STAFF_SECTIONS: [&str; 5] = ["profile", "sessions", "actions", "privacy_requests", "processing"];
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn ts(t: DateTime<Utc>) -> Value {
-    Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-}
 
 fn micros(m: i64) -> Value {
     DateTime::from_timestamp_micros(m).map_or(Value::Null, ts)
