@@ -42,6 +42,12 @@ pub struct AppState {
     pub erasure_ledger: Option<ErasureLedger>,
     /// Automatic persisted queries registered by clients.
     pub persisted_queries: crate::persisted::PersistedQueries,
+    /// The log as it grows, for subscriptions.
+    pub live: crate::live::Feed,
+    /// Open websockets per session.
+    pub sockets: crate::ws::Sockets,
+    /// Turns true when the server shuts down (websockets close with 1001).
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Server settings (each has a `serve` flag and environment variable; see the CLI).
@@ -72,6 +78,10 @@ pub struct Settings {
     /// How often the retention job runs (at startup, then at this interval). `None`: never
     /// (embedded uses and tests, which run it with an injected clock).
     pub retention_interval: Option<Duration>,
+    /// Websocket subscriptions: limits and timeouts.
+    pub ws: crate::ws::WsSettings,
+    /// When set, only these documents run (and automatic persisted queries are off).
+    pub trusted_documents: Option<crate::persisted::TrustedDocuments>,
 }
 
 impl Default for Settings {
@@ -89,6 +99,8 @@ impl Default for Settings {
             readiness_max_lag: Duration::from_secs(30),
             erasure_ledger: None,
             retention_interval: None,
+            ws: crate::ws::WsSettings::default(),
+            trusted_documents: None,
         }
     }
 }
@@ -131,6 +143,11 @@ impl AppState {
         ledger.signer().await?; // created with the database, not on first use
         tokio::spawn(seal_periodically(ledger.clone(), settings.seal_interval, shutdown.clone()));
         let retention = settings.retention_interval;
+        // The feed starts where the read models are (caught up just now): nobody can have
+        // subscribed before this, and a subscriber with `fromPosition` replays from the log.
+        let from = projections.status().into_iter().map(|(_, p)| p).min().unwrap_or(Position::START);
+        let live = crate::live::Feed::start(store.clone(), from, settings.ws.feed_capacity, shutdown.clone());
+        let persisted_queries = crate::persisted::PersistedQueries::new(settings.trusted_documents.clone());
         let state = Arc::new(Self {
             ledger,
             sessions: Sessions::new(accounts.clone(), settings.sessions),
@@ -143,7 +160,10 @@ impl AppState {
             settings,
             consistency_timeout: Duration::from_secs(5),
             erasure_ledger,
-            persisted_queries: Default::default(),
+            persisted_queries,
+            live,
+            sockets: Default::default(),
+            shutdown: shutdown.clone(),
         });
         if let Some(interval) = retention {
             tokio::spawn(crate::retention::run_periodically(state.clone(), interval, shutdown));
@@ -235,6 +255,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/graphql", get(graphql_get).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/.well-known/inventory-connect/ledger-key", get(ledger_key))
         .route("/metrics", get(metrics_endpoint))
         .layer(RequestBodyLimitLayer::new(256 * 1024))
@@ -360,9 +381,18 @@ async fn graphql(
             "send the request as application/json",
         );
     }
-    let req: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(_) => {
+    let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| {
+        let document_id = v.get("documentId").and_then(|d| d.as_str()).map(str::to_owned);
+        serde_json::from_value::<async_graphql::Request>(v).ok().map(|r| (r, document_id))
+    });
+    let req = match parsed {
+        Some((mut r, document_id)) => {
+            if let Err((status, code, message)) = crate::persisted::adopt_document_id(&mut r, document_id.as_deref()) {
+                return crate::http::error(media, status, code, message);
+            }
+            r
+        }
+        None => {
             return crate::http::error(
                 media,
                 StatusCode::BAD_REQUEST,
@@ -405,6 +435,28 @@ async fn graphql_get(
         return r;
     }
     execute(http, peer, headers, req, media).await
+}
+
+/// `GET /graphql/ws`: the websocket for subscriptions (`crate::ws`).
+async fn graphql_ws(
+    State(http): State<Http>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let ws = ws.protocols([crate::ws::PROTOCOL]).max_message_size(256 * 1024).max_frame_size(256 * 1024);
+    let protocol_ok = ws.selected_protocol().is_some();
+    let peer = crate::ws::Peer {
+        ip: client_ip(peer.ip(), &headers, &http.state.settings.trusted_proxies),
+        user_agent: headers.get(axum::http::header::USER_AGENT).and_then(|h| h.to_str().ok()).map(str::to_owned),
+        request_id: headers
+            .get(REQUEST_ID)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| Uuid::parse_str(h.trim()).ok())
+            .unwrap_or_else(Uuid::now_v7),
+    };
+    let shutdown = http.state.shutdown.clone();
+    ws.on_upgrade(move |socket| crate::ws::serve(http.state, http.schema, socket, peer, shutdown, protocol_ok))
 }
 
 /// Runs a request as its caller (the session in `Authorization`), and answers in `media`.
@@ -500,7 +552,8 @@ pub async fn serve(
     let header_timeout = state.settings.header_read_timeout;
     let grace = state.settings.shutdown_grace;
     let app = router(state);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection holds a clone of `alive`; once all are dropped, `gone` answers.
+    let (alive, mut gone) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -519,19 +572,34 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             tower::ServiceExt::oneshot(app.clone(), req)
         });
+        // With upgrades: `/graphql/ws` turns the connection into a websocket, which then
+        // closes itself on shutdown (1001).
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut shutdown = shutdown.clone();
+        let alive = alive.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(alive);
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    drop(alive);
+    if tokio::time::timeout(grace, gone.recv()).await.is_err() {
         tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period; closing them");
     }
     Ok(())

@@ -229,8 +229,28 @@ pub fn root_field_access(parent: &str, field: &str) -> Option<Access> {
         ("Query", "marketingAudience") => Requires(ReadConsent),
         ("Query", "retentionSchedule") => Requires(ManagePrivacy),
         ("Mutation", "closeStore" | "reopenStore" | "setRetentionPolicy") => Requires(ManageAccount),
+        // Each event of the feed is checked against `stream_permission` as it passes.
+        ("Subscription", "events") => SignedIn,
+        ("Subscription", "inventoryItemChanged") => Requires(ReadInventory),
+        ("Subscription", "saleChanged") => Requires(ReadSales),
         _ => return None,
     })
+}
+
+/// What reading an event of this stream requires (the live feed shows a role only the events
+/// of what it may read).
+pub fn stream_permission(stream_id: &str) -> Permission {
+    use Permission::*;
+    match stream_id.split_once('-').map_or(stream_id, |(prefix, _)| prefix) {
+        "item" => ReadInventory,
+        "customer" => ReadCustomers,
+        "sale" | "invoices" => ReadSales,
+        "consent" => ReadConsent,
+        // Staff accounts and the store's membership list.
+        "staff" | "store" => ViewStaff,
+        "privacy_request" => ManagePrivacy,
+        _ => ViewAudit,
+    }
 }
 
 /// What a role may do with a field, per the tables: `Ok` or the error code it gets.
@@ -377,6 +397,16 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(allows(role, Permission::ManageStaff), matches!(role, Role::Owner | Role::Manager), "{role:?}");
         }
+    }
+
+    #[test]
+    fn the_live_feed_shows_a_role_only_what_it_may_read() {
+        assert_eq!(stream_permission("item-0190"), Permission::ReadInventory);
+        assert_eq!(stream_permission("customer-0190"), Permission::ReadCustomers);
+        assert_eq!(stream_permission("privacy_request-0190"), Permission::ManagePrivacy);
+        assert_eq!(stream_permission("something-new"), Permission::ViewAudit, "unknown streams need the audit right");
+        assert!(!allows(Role::Technician, stream_permission("customer-0190")));
+        assert!(!allows(Role::Compliance, stream_permission("item-0190")));
     }
 
     #[test]

@@ -90,6 +90,14 @@ pub enum Command {
         /// Hours between runs of the retention job (it also runs at startup); 0: never.
         #[arg(long, env = "IC_RETENTION_INTERVAL_HOURS", default_value_t = 24)]
         retention_interval_hours: u32,
+        /// Run only the operations in this file (trusted documents): a JSON object mapping each
+        /// document's SHA-256 (hex, optionally prefixed `sha256:`) to its text, as GraphQL
+        /// Codegen's `persisted-documents.json`. Automatic persisted queries are then off.
+        #[arg(long, env = "IC_TRUSTED_DOCUMENTS")]
+        trusted_documents: Option<std::path::PathBuf>,
+        /// Websockets (`/graphql/ws`) one session may hold open at once.
+        #[arg(long, env = "IC_WS_CONNECTIONS_PER_SESSION", default_value_t = 8)]
+        ws_connections_per_session: usize,
     },
     /// Manage stores (tenants).
     Store {
@@ -361,7 +369,19 @@ pub async fn run(cli: Cli) -> Result<i32> {
             cors_origins,
             readiness_max_lag_secs,
             retention_interval_hours,
+            trusted_documents,
+            ws_connections_per_session,
         } => {
+            let trusted = match trusted_documents {
+                None => None,
+                Some(path) => match crate::persisted::TrustedDocuments::load(path) {
+                    Ok(t) => Some(t),
+                    Err(why) => {
+                        eprintln!("error: --trusted-documents {}: {why}", path.display());
+                        return Ok(2);
+                    }
+                },
+            };
             let mut origins = Vec::new();
             for o in cors_origins {
                 match axum::http::HeaderValue::from_str(o.trim().trim_end_matches('/')) {
@@ -390,6 +410,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 erasure_ledger: Some(cli.erasure_ledger_path()),
                 retention_interval: (*retention_interval_hours > 0)
                     .then(|| Duration::from_secs(3600 * u64::from(*retention_interval_hours))),
+                trusted_documents: trusted,
+                ws: crate::ws::WsSettings {
+                    connections_per_session: (*ws_connections_per_session).max(1),
+                    ..Default::default()
+                },
                 ..app::Settings::default()
             };
             let state = AppState::start_with(db, store, shutdown.clone(), settings).await?;

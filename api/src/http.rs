@@ -118,12 +118,14 @@ pub fn from_query(raw: Option<&str>) -> Result<async_graphql::Request, &'static 
     let mut variables = None;
     let mut operation = None;
     let mut extensions = None;
+    let mut document_id = None;
     for (k, v) in form_urlencoded(raw.unwrap_or("")) {
         match k.as_str() {
             "query" => query = Some(v),
             "extensions" if !v.is_empty() => extensions = Some(v),
             "variables" if !v.is_empty() => variables = Some(v),
             "operationName" if !v.is_empty() => operation = Some(v),
+            "documentId" if !v.is_empty() => document_id = Some(v),
             _ => {}
         }
     }
@@ -136,11 +138,15 @@ pub fn from_query(raw: Option<&str>) -> Result<async_graphql::Request, &'static 
     let query = match (query, &extensions) {
         (Some(q), _) => q,
         (None, Some(e)) if e.contains_key("persistedQuery") => String::new(),
+        (None, _) if document_id.is_some() => String::new(),
         (None, _) => return Err(bad("a GET request needs a `query` parameter")),
     };
     let mut req = async_graphql::Request::new(query);
     if let Some(e) = extensions {
         req.extensions = e;
+    }
+    if crate::persisted::adopt_document_id(&mut req, document_id.as_deref()).is_err() {
+        return Err(bad("documentId must look like \"sha256:<hex>\""));
     }
     if let Some(v) = variables {
         match serde_json::from_str::<serde_json::Value>(&v) {

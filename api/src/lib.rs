@@ -12,12 +12,14 @@ pub mod error;
 pub mod exports;
 pub mod graphql;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod persisted;
 pub mod retention;
 pub mod sessions;
 pub mod telemetry;
 pub mod throttle;
+pub mod ws;
 
 /// The schema in SDL, for the golden file `api/schema.graphql`.
 pub fn schema_sdl() -> String {

@@ -328,11 +328,23 @@ macro_rules! on {
 #[derive(Clone)]
 pub struct Accounts {
     db: Database,
+    /// Bumped after every revocation through this handle (and its clones), so live connections
+    /// of this process re-check their sessions at once instead of at their next periodic check.
+    revocations: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Accounts {
     pub fn new(db: &Database) -> Self {
-        Self { db: db.clone() }
+        Self { db: db.clone(), revocations: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)) }
+    }
+
+    /// Changes after every revocation made through this handle or its clones.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+
+    fn revoked(&self) {
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A staff member's (store id, password hash).
@@ -377,19 +389,25 @@ impl Accounts {
 
     /// Revokes one of the member's sessions; false if it was not theirs or not live.
     pub async fn revoke_session(&self, user_id: Uuid, session_id: Uuid) -> Result<bool> {
-        Ok(on!(self, write, revoke(user_id, Some(session_id), None::<Uuid>, micros(Utc::now())))? > 0)
+        let n = on!(self, write, revoke(user_id, Some(session_id), None::<Uuid>, micros(Utc::now())))?;
+        self.revoked();
+        Ok(n > 0)
     }
 
     /// Revokes every session of the member, except `except` (the caller's own, on a password
     /// change). Returns how many were revoked.
     pub async fn revoke_all_sessions(&self, user_id: Uuid, except: Option<Uuid>) -> Result<u64> {
-        on!(self, write, revoke(user_id, None::<Uuid>, except, micros(Utc::now())))
+        let n = on!(self, write, revoke(user_id, None::<Uuid>, except, micros(Utc::now())))?;
+        self.revoked();
+        Ok(n)
     }
 
     /// Deletes everything the account store holds of a member: password hash, sessions (with
     /// their addresses and user agents) and one-time tokens. For the erasure of a former member.
     pub async fn forget_user(&self, user_id: Uuid) -> Result<()> {
-        on!(self, write, forget(user_id))
+        on!(self, write, forget(user_id))?;
+        self.revoked();
+        Ok(())
     }
 
     pub async fn put_token(&self, token: &str, purpose: TokenPurpose, record: &OneTimeToken) -> Result<()> {

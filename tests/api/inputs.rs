@@ -11,12 +11,12 @@ const CONFIRM: &str =
     "mutation($s: ID!) { confirmSale(input: {saleId: $s}) { sale { status } errors { field code } } }";
 
 impl TestApp {
-    async fn new_item(&self, token: &str, price: &str) -> String {
+    pub(crate) async fn new_item(&self, token: &str, price: &str) -> String {
         let r = self.gql(Some(token), ACQUIRE, acquire_input(price)).await;
         r["data"]["acquireItem"]["item"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
     }
 
-    async fn new_customer(&self, token: &str, name: &str) -> String {
+    pub(crate) async fn new_customer(&self, token: &str, name: &str) -> String {
         let r = self.gql(Some(token), CUSTOMER, json!({"n": name})).await;
         r["data"]["createCustomer"]["customer"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
     }

@@ -7,6 +7,7 @@ mod http;
 mod inputs;
 mod isolation;
 mod ledger;
+mod live;
 mod marketing;
 mod matrix;
 mod privacy;
@@ -18,6 +19,7 @@ use http::*;
 use inputs::*;
 use isolation::*;
 use ledger::*;
+use live::*;
 use marketing::*;
 use matrix::*;
 use privacy::*;
@@ -984,6 +986,12 @@ macro_rules! api_tests {
 
 api_tests!(
     the_readme_example_works_when_pasted,
+    a_subscriber_gets_what_it_missed_then_live_events_without_gap_or_duplicate,
+    the_feed_shows_only_the_callers_store_and_what_their_role_may_read,
+    entity_feeds_carry_the_new_state,
+    the_websocket_protocol_is_enforced_with_its_close_codes,
+    ending_a_session_closes_its_sockets,
+    connections_per_session_are_limited_and_slow_subscribers_are_disconnected,
     a_wrong_password_or_unknown_email_is_unauthenticated,
     a_missing_or_forged_token_is_unauthenticated,
     malformed_input_gets_typed_errors_and_writes_nothing,

@@ -6,6 +6,7 @@ pub mod consent;
 pub mod history;
 pub mod inventory;
 pub mod ledger;
+pub mod live;
 pub mod loaders;
 pub mod marketing;
 pub mod privacy;
@@ -19,7 +20,7 @@ use crate::app::AppState;
 use crate::auth::{allows, AccessControl, Permission, Viewer};
 use crate::error::{ApiError, ApiResult};
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, ID};
+use async_graphql::{Context, MergedObject, Object, Schema, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use types::*;
 use uuid::Uuid;
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, live::Subscription>;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -81,7 +82,7 @@ pub fn build_schema(state: Option<Arc<AppState>>) -> AppSchema {
     let settings = state.as_ref().map_or(&defaults, |s| &s.settings);
     let access =
         AccessControl { max_mutations: settings.max_mutations, public_introspection: settings.public_introspection };
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), live::Subscription)
         .limit_depth(12)
         .limit_complexity(2000)
         .extension(access);
