@@ -19,3 +19,15 @@ else
   echo "=================================================================="
 fi
 cargo test --workspace "$@"
+
+# The dashboard's real clients (graphql-http, graphql-ws) against the real binary, from the
+# lockfile. Node.js is required in CI; elsewhere the suite is skipped when it is missing.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  cargo build -p api --bin inventory-connect
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error && npm test)
+elif [ "${CI:-}" = "true" ]; then
+  echo "Node.js and npm are required (CI=true) for tests/node." >&2
+  exit 1
+else
+  echo "Node.js not found: SKIPPING the client suite in tests/node."
+fi

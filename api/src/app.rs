@@ -383,6 +383,12 @@ async fn graphql(
     }
     let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| {
         let document_id = v.get("documentId").and_then(|d| d.as_str()).map(str::to_owned);
+        // A document comes as text, or by hash (persisted query / document id); without one
+        // the parameters are invalid (a misspelt `query`, say).
+        let by_hash = document_id.is_some() || v.pointer("/extensions/persistedQuery").is_some();
+        if !(by_hash || v.get("query").is_some_and(serde_json::Value::is_string)) {
+            return None;
+        }
         serde_json::from_value::<async_graphql::Request>(v).ok().map(|r| (r, document_id))
     });
     let req = match parsed {

@@ -990,6 +990,7 @@ api_tests!(
     the_feed_shows_only_the_callers_store_and_what_their_role_may_read,
     entity_feeds_carry_the_new_state,
     the_websocket_protocol_is_enforced_with_its_close_codes,
+    trusted_documents_mode_runs_only_the_allowlist,
     ending_a_session_closes_its_sockets,
     connections_per_session_are_limited_and_slow_subscribers_are_disconnected,
     a_wrong_password_or_unknown_email_is_unauthenticated,
