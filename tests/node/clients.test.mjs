@@ -5,6 +5,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { auditServer, createClient as createHttpClient } from 'graphql-http';
 import { createClient as createWsClient } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -172,3 +174,32 @@ for (const backend of backends) {
     });
   });
 }
+
+test("the README's subscription command prints a change made elsewhere", async () => {
+  const server = await startServer('sqlite');
+  try {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.split('## Live updates (subscriptions)')[1].split('\n## ')[0];
+    const line = section.split('\n').find((l) => l.startsWith('node tests/node/subscribe.mjs "$TOKEN" '));
+    assert.ok(line, 'the README shows the command');
+    const query = line.match(/"\$TOKEN" '([^']+)'/)[1];
+    const token = await login(server.url);
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./subscribe.mjs', import.meta.url)), token, query], {
+      env: { ...process.env, IC_WS_URL: server.wsUrl },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise((ok) => setTimeout(ok, 700));
+    const made = await execute(httpClient(server.url, token), ACQUIRE, { price: '9900.00' });
+    const deadline = Date.now() + 20_000;
+    while (!out.includes('\n') && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 50));
+    child.kill('SIGINT');
+    const printed = JSON.parse(out.split('\n')[0]);
+    assert.equal(printed.events.eventType, 'ItemAcquired');
+    assert.equal(printed.events.entityId, made.data.acquireItem.item.id);
+    assert.equal(printed.events.position, made.data.acquireItem.position);
+  } finally {
+    await server.stop();
+  }
+});

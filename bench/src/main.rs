@@ -1,0 +1,52 @@
+//! Benchmarks that print figures for the README, each next to a baseline measured in the same
+//! run (this machine is shared and noisy: ratios, not absolute numbers, are what compare).
+//!
+//! `cargo run --release -p bench -- subscriptions` — live-feed fan-out: events per second
+//! delivered to 100 websocket subscribers while 8 writers run `acquireItem` over HTTP, the
+//! writers' rate against the same writers with no subscriber, and the latency from an event's
+//! commit to each client (p50/p99). Both backends; everything on 127.0.0.1.
+
+mod subscriptions;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(about = "InventoryConnect benchmarks (figures with their same-run baselines)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Which backends to measure.
+    #[arg(long, value_enum, global = true, default_values_t = [Backend::Sqlite, Backend::Postgres])]
+    backend: Vec<Backend>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Live-feed fan-out and commit-to-client latency.
+    Subscriptions(subscriptions::Options),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Subscriptions(o) => {
+            println!("{}", subscriptions::HEADER);
+            for b in cli.backend {
+                match subscriptions::run(b, &o).await {
+                    Ok(row) => println!("{row}"),
+                    Err(e) => {
+                        eprintln!("{b:?}: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
+    }
+}
