@@ -99,6 +99,11 @@ pub enum Command {
         #[arg(long, env = "IC_WS_CONNECTIONS_PER_SESSION", default_value_t = 8)]
         ws_connections_per_session: usize,
     },
+    /// Demo data.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
     /// Manage stores (tenants).
     Store {
         #[command(subcommand)]
@@ -159,6 +164,26 @@ pub enum Command {
     Projections {
         #[command(subcommand)]
         command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DemoCommand {
+    /// A new store with a realistic history at scale (items from the usual houses with price
+    /// changes, customers with consents, sales), for benchmarks and trials. Prints how to log in.
+    Generate {
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// The log's size to aim for; price changes fill what items, customers and sales leave.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value = "owner@generated.inventoryconnect.test")]
+        owner_email: String,
+        #[arg(long, env = "IC_OWNER_PASSWORD", default_value = "amber-caliber-vault-2026")]
+        owner_password: String,
+        /// Same seed, same data (ids and times aside).
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
     },
 }
 
@@ -453,6 +478,41 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::Demo { command: DemoCommand::Generate { items, events, owner_email, owner_password, seed } } => {
+            let (db, store) = open(&cli).await?;
+            let accounts = eventstore::Accounts::new(&db);
+            let plan = crate::generate::Plan {
+                items: *items,
+                events: *events,
+                owner_email: owner_email.clone(),
+                owner_password: owner_password.clone(),
+                seed: *seed,
+            };
+            let bar = crate::progress::Progress::new("generating", *events as u64);
+            let done = match crate::generate::generate(&store, &accounts, &plan, |n, total| bar.set(n, total)).await {
+                Ok(g) => g,
+                Err(e) => match e.downcast::<commands::CommandError>() {
+                    Ok(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(2);
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            bar.finish_with(done.events, "events in the log");
+            println!(
+                "Generated store {}: {} items, {} customers, {} sales; the log holds {} events ({:.0} s, {:.0} events/s).",
+                done.store_id,
+                done.items,
+                done.customers,
+                done.sales,
+                done.events,
+                done.seconds,
+                done.events as f64 / done.seconds.max(0.001)
+            );
+            println!("Log in with email {owner_email} and password {owner_password} (read models catch up when `serve` starts).");
+            Ok(0)
+        }
         Command::Verify { trusted_head, public_key } => audit::verify(&cli, trusted_head, public_key).await,
         Command::Backup { out } => maintenance::backup(&cli, out).await,
         Command::Restore { file } => maintenance::restore(&cli, file).await,
@@ -537,6 +597,7 @@ async fn rebuild(read: &ReadDb, store: &EventStore, kind: Kind) -> Result<()> {
     let mut runner = Runner::new(kind, read, store).await?;
     let mut done = 0u64;
     let mut idle = 0;
+    let bar = crate::progress::Progress::new(kind.name(), total);
     while done < total && idle < 100 {
         let n = runner.run_batch().await? as u64;
         if n == 0 {
@@ -544,10 +605,8 @@ async fn rebuild(read: &ReadDb, store: &EventStore, kind: Kind) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         done += n;
-        let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
-        let bar = "#".repeat((pct / 5) as usize);
-        eprint!("\r{:<10} [{bar:<20}] {pct:>3}% ({done}/{total})", kind.name());
+        bar.set(done, total);
     }
-    eprintln!("\r{:<10} [{:<20}] 100% ({done}/{total}) rebuilt", kind.name(), "#".repeat(20));
+    bar.finish_with(done, "events rebuilt");
     Ok(())
 }

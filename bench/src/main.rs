@@ -6,9 +6,22 @@
 //! writers' rate against the same writers with no subscriber, and the latency from an event's
 //! commit to each client (p50/p99). Both backends; everything on 127.0.0.1.
 
+mod latency;
+mod reads;
 mod subscriptions;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Logs in over HTTP; the session token.
+pub async fn login(graphql_url: &str, email: &str, password: &str) -> Result<String, Error> {
+    let body = json!({"query": "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
+        "variables": {"e": email, "p": password}});
+    let r: Value = reqwest::Client::new().post(graphql_url).json(&body).send().await?.json().await?;
+    Ok(r["data"]["login"]["token"].as_str().ok_or_else(|| format!("login failed: {r}"))?.to_owned())
+}
 
 #[derive(Parser)]
 #[command(about = "InventoryConnect benchmarks (figures with their same-run baselines)")]
@@ -24,6 +37,8 @@ struct Cli {
 enum Command {
     /// Live-feed fan-out and commit-to-client latency.
     Subscriptions(subscriptions::Options),
+    /// The inventory page at scale, against the page's SQL alone.
+    Reads(reads::Options),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -36,6 +51,18 @@ pub enum Backend {
 async fn main() {
     let cli = Cli::parse();
     match cli.command {
+        Command::Reads(o) => {
+            println!("{}", reads::HEADER);
+            for b in cli.backend {
+                match reads::run(b, &o).await {
+                    Ok(rows) => rows.iter().for_each(|r| println!("{r}")),
+                    Err(e) => {
+                        eprintln!("{b:?}: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
         Command::Subscriptions(o) => {
             println!("{}", subscriptions::HEADER);
             for b in cli.backend {

@@ -7,7 +7,7 @@
 //! stamps just before the append commits: it includes the commit, so it slightly overstates
 //! commit-to-client. Server and clients share this machine's clock.
 
-use crate::Backend;
+use crate::{Backend, Error};
 use api::app::{AppState, Settings};
 use eventstore::testing::TestDatabase;
 use eventstore::{Database, EventStore, MasterKey, Upcasters};
@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -37,7 +35,8 @@ pub struct Options {
 
 pub const HEADER: &str = "| backend | writers alone | writers with subscribers (ratio) | events delivered/s | every client got every event | commit → client p50 / p99 |\n|---|---|---|---|---|---|";
 
-const ACQUIRE: &str = "mutation($p: Decimal!) { acquireItem(input: {category: WATCH, brand: \"Rolex\", model: \"Submariner\",
+const ACQUIRE: &str =
+    "mutation($p: Decimal!) { acquireItem(input: {category: WATCH, brand: \"Rolex\", model: \"Submariner\",
     cost: {amount: \"8000.00\", currency: \"USD\"}, askingPrice: {amount: $p, currency: \"USD\"},
     acquisition: {source: PURCHASE}}) { errors { code } } }";
 
@@ -67,13 +66,6 @@ async fn server(backend: Backend) -> Result<Server, Error> {
     Ok(Server { url, _state: state, _stop: stop, _db: tdb })
 }
 
-async fn login(url: &str) -> Result<String, Error> {
-    let body = json!({"query": "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
-        "variables": {"e": api::demo::DEMO_EMAIL, "p": api::demo::DEMO_PASSWORD}});
-    let r: Value = reqwest::Client::new().post(format!("{url}/graphql")).json(&body).send().await?.json().await?;
-    Ok(r["data"]["login"]["token"].as_str().ok_or_else(|| format!("login failed: {r}"))?.to_owned())
-}
-
 /// Writers for `seconds`; returns successful appends per second.
 async fn write(url: &str, token: &str, writers: usize, seconds: u64) -> Result<(u64, f64), Error> {
     let done = Arc::new(AtomicU64::new(0));
@@ -87,8 +79,10 @@ async fn write(url: &str, token: &str, writers: usize, seconds: u64) -> Result<(
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
-                let body = json!({"query": ACQUIRE, "variables": {"p": format!("{}.00", 10_000 + w as u64 * 100_000 + i)}});
-                let r: Value = client.post(format!("{url}/graphql")).bearer_auth(&token).json(&body).send().await?.json().await?;
+                let body =
+                    json!({"query": ACQUIRE, "variables": {"p": format!("{}.00", 10_000 + w as u64 * 100_000 + i)}});
+                let r: Value =
+                    client.post(format!("{url}/graphql")).bearer_auth(&token).json(&body).send().await?.json().await?;
                 if r["data"]["acquireItem"]["errors"] != json!([]) {
                     return Err(format!("acquireItem failed: {r}").into());
                 }
@@ -111,11 +105,18 @@ struct Client {
     task: tokio::task::JoinHandle<Result<Vec<f64>, Error>>,
 }
 
-async fn subscribe(url: &str, token: &str, stop: watch::Receiver<bool>) -> Result<Client, Error> {
+async fn subscribe(
+    url: &str,
+    token: &str,
+    after: chrono::DateTime<chrono::Utc>,
+    stop: watch::Receiver<bool>,
+) -> Result<Client, Error> {
     let mut req = format!("{}/graphql/ws", url.replacen("http://", "ws://", 1)).into_client_request()?;
     req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
     let (mut socket, _) = tokio_tungstenite::connect_async(req).await?;
-    socket.send(Message::Text(json!({"type": "connection_init", "payload": {"token": token}}).to_string().into())).await?;
+    socket
+        .send(Message::Text(json!({"type": "connection_init", "payload": {"token": token}}).to_string().into()))
+        .await?;
     let ack = socket.next().await.ok_or("closed before the ack")??;
     if !ack.to_text()?.contains("connection_ack") {
         return Err(format!("no ack: {ack:?}").into());
@@ -145,6 +146,10 @@ async fn subscribe(url: &str, token: &str, stop: watch::Receiver<bool>) -> Resul
                 return Err(format!("unexpected message: {v}").into());
             };
             let at = chrono::DateTime::parse_from_rfc3339(at)?;
+            // The baseline's last events may still be on their way when a client joins.
+            if at < after {
+                continue;
+            }
             latencies.push((now - at.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0) as f64 / 1000.0);
             count.fetch_add(1, Ordering::Relaxed);
         }
@@ -162,14 +167,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 pub async fn run(backend: Backend, o: &Options) -> Result<String, Error> {
     let s = server(backend).await?;
-    let token = login(&s.url).await?;
+    let token = crate::login(&format!("{}/graphql", s.url), api::demo::DEMO_EMAIL, api::demo::DEMO_PASSWORD).await?;
     // Baseline: the same writers, nobody subscribed.
     let (_, alone) = write(&s.url, &token, o.writers, o.seconds).await?;
+    let baseline_end = chrono::Utc::now();
 
     let (stop_tx, stop) = watch::channel(false);
     let mut clients = Vec::with_capacity(o.clients);
     for _ in 0..o.clients {
-        clients.push(subscribe(&s.url, &token, stop.clone()).await?);
+        clients.push(subscribe(&s.url, &token, baseline_end, stop.clone()).await?);
     }
     // Let every subscription join the feed before the first write.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -189,10 +195,16 @@ pub async fn run(backend: Backend, o: &Options) -> Result<String, Error> {
     let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
     let mut complete = true;
+    let (mut least, mut most) = (u64::MAX, 0);
     for c in clients {
         let got = c.received.load(Ordering::Relaxed);
         complete &= got == written;
+        least = least.min(got);
+        most = most.max(got);
         latencies.extend(c.task.await??);
+    }
+    if !complete {
+        eprintln!("{backend:?}: {written} written; clients received between {least} and {most}");
     }
     latencies.sort_by(f64::total_cmp);
     let delivered = latencies.len() as f64 / last_delivery.as_secs_f64().max(o.seconds as f64);
