@@ -69,6 +69,7 @@ async fn live_customers(state: &AppState, store_id: Uuid) -> Result<Vec<Uuid>> {
         filter: CustomerFilter::default(),
         sort: CustomerSortField::CreatedAt,
         descending: false,
+        with_total: false,
     };
     loop {
         let page = state.read.customers(&q).await?;

@@ -34,10 +34,11 @@ const PAGE: &str =
     totalCount pageInfo { hasNextPage endCursor }
     edges { node { id status category brand model referenceNumber askingPrice { amount currency } acquiredAt } } } }";
 
-/// The same page in SQL, as the read model would answer it at best.
+/// The same page in SQL straight on the read model: its rows and its total.
 const RAW_PAGE: &str = "SELECT item_id, status, category, brand, model, reference_number, asking_minor, currency, acquired_at
-    FROM rm_inventory_items WHERE store_id = $1 AND LOWER(brand) = 'rolex' ORDER BY asking_minor DESC, item_id DESC LIMIT 51";
-const RAW_COUNT: &str = "SELECT COUNT(*) FROM rm_inventory_items WHERE store_id = $1 AND LOWER(brand) = 'rolex'";
+    FROM rm_inventory_items WHERE store_id = $1 AND brand_key = 'rolex' ORDER BY asking_minor DESC, item_id DESC LIMIT 51";
+const RAW_COUNT: &str =
+    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rm_item_counts WHERE store_id = $1 AND brand_key = 'rolex'";
 
 pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
     let tdb = match backend {

@@ -30,6 +30,7 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     9 => "0009_audit.sql",
     10 => "0010_privacy.sql",
     11 => "0011_marketing.sql",
+    12 => "0012_item_indexes.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -44,6 +45,7 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     9 => "0009_audit.sql",
     10 => "0010_privacy.sql",
     11 => "0011_marketing.sql",
+    12 => "0012_item_indexes.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

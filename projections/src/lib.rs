@@ -65,7 +65,7 @@ impl Kind {
     pub fn tables(&self) -> &'static [&'static str] {
         match self {
             Self::Directory => &["rm_stores", "rm_staff"],
-            Self::Inventory => &["rm_inventory_items"],
+            Self::Inventory => &["rm_inventory_items", "rm_item_counts"],
             Self::Customers => &["rm_customers"],
             Self::Sales => &["rm_sales"],
             Self::Audit => &["rm_audit", "rm_audit_memo"],
@@ -247,6 +247,7 @@ impl ReadDb {
             filter: SaleFilter { status: None, customer_id: customer },
             sort: (),
             descending: false,
+            with_total: false,
         };
         let mut out = Vec::new();
         loop {

@@ -30,6 +30,16 @@ pub fn enum_str<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
+/// The case-folded brand filters and sorts use ("Rolex", "ROLEX" and "rolex" are one brand).
+pub fn brand_key(brand: &str) -> String {
+    brand.trim().to_lowercase()
+}
+
+/// The group an item is counted in for the page's totals: (status, category, brand key).
+fn count_key(r: &ItemRow) -> (String, String, String) {
+    (r.status.clone(), r.category.clone(), brand_key(&r.brand))
+}
+
 fn currency(code: &str) -> Result<Currency, ProjectionError> {
     Currency::from_stored(code).map_err(|_| ProjectionError::Invalid("stored currency".into()))
 }
@@ -180,8 +190,18 @@ macro_rules! read_models {
                         // Load, fold with the same view history queries use, write back.
                         let event = decode::<ItemEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
                         let id = stream_uuid(e)?;
-                        if let Some(row) = views::item_view(load_item(tx, id).await?, e, event) {
+                        let before = load_item(tx, id).await?;
+                        let counted = before.as_ref().map(count_key);
+                        if let Some(row) = views::item_view(before, e, event) {
                             upsert_item(tx, &row).await?;
+                            // The page's totals: one row leaves its group, joins another.
+                            let now = count_key(&row);
+                            if counted.as_ref() != Some(&now) {
+                                if let Some(old) = counted {
+                                    bump_count(tx, row.store_id, &old, -1).await?;
+                                }
+                                bump_count(tx, row.store_id, &now, 1).await?;
+                            }
                         }
                     }
                     (Kind::Sales, "sale") => apply_sale(tx, e, decode::<SaleEvent>(&e.event_type, &e.payload).map_err(corrupt)?).await?,
@@ -261,11 +281,26 @@ macro_rules! read_models {
                 row.as_ref().map(item_row).transpose()
             }
 
+            async fn bump_count(tx: &mut Tx<'_>, store_id: Uuid, key: &(String, String, String), by: i64) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO rm_item_counts (store_id, status, category, brand_key, n) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (store_id, status, category, brand_key) DO UPDATE SET n = rm_item_counts.n + excluded.n",
+                )
+                .bind(store_id)
+                .bind(&key.0)
+                .bind(&key.1)
+                .bind(&key.2)
+                .bind(by)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             async fn upsert_item(tx: &mut Tx<'_>, r: &ItemRow) -> Result<()> {
                 sqlx::query(&format!(
-                    "INSERT INTO rm_inventory_items ({ITEM_COLS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
-                     ON CONFLICT (item_id) DO UPDATE SET {}",
+                    "INSERT INTO rm_inventory_items ({ITEM_COLS}, brand_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+                     ON CONFLICT (item_id) DO UPDATE SET {}, brand_key = excluded.brand_key",
                     upsert_set(ITEM_COLS, "item_id")
                 ))
                 .bind(r.id)
@@ -291,6 +326,7 @@ macro_rules! read_models {
                 .bind(&r.notes)
                 .bind(r.held_for)
                 .bind(r.sold_in)
+                .bind(brand_key(&r.brand))
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -461,7 +497,7 @@ macro_rules! read_models {
 
             pub async fn sales(pool: &Pool, q: &ListQuery<SaleFilter, ()>) -> Result<Page<SaleRow>> {
                 let filter = |qb: &mut QueryBuilder<'_, Db>| sale_filter(qb, q);
-                page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, filter, |r| {
+                page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, filter, Some(q.with_total), |r| {
                     let row = sale_row(r)?;
                     let cursor = Cursor { value: CursorValue::Int(row.created_seq), id: row.id };
                     Ok((row, cursor))
@@ -597,8 +633,15 @@ macro_rules! read_models {
                     qb.push(" AND category = ").push_bind(c.clone());
                 }
                 if let Some(b) = &q.filter.brand {
-                    qb.push(" AND LOWER(brand) = ").push_bind(b.to_lowercase());
+                    qb.push(" AND brand_key = ").push_bind(brand_key(b));
                 }
+            }
+
+            /// The page's total from the maintained counts: a few rows, however many items match.
+            async fn item_total(pool: &Pool, q: &ListQuery<ItemFilter, ItemSortField>) -> Result<i64> {
+                let mut qb = QueryBuilder::<Db>::new("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rm_item_counts");
+                item_filter(&mut qb, q);
+                Ok(qb.build_query_scalar().fetch_one(pool).await?)
             }
 
             /// One keyset page: rows after the cursor in (sort, id) order, one extra to know
@@ -614,6 +657,8 @@ macro_rules! read_models {
                 first: usize,
                 after: &Option<Cursor>,
                 filter: impl Fn(&mut QueryBuilder<'_, Db>),
+                // `Some(true)`: count the matching rows; `None`: the caller counts.
+                count: Option<bool>,
                 row: impl Fn(&R) -> Result<(T, Cursor)>,
             ) -> Result<Page<T>> {
                 let dir = if descending { "DESC" } else { "ASC" };
@@ -622,9 +667,13 @@ macro_rules! read_models {
                 push_cursor(&mut qb, sort_col, id_col, descending, after);
                 qb.push(format!(" ORDER BY {sort_col} {dir}, {id_col} {dir} LIMIT ")).push_bind(first as i64 + 1);
                 let rows = qb.build().fetch_all(pool).await?;
-                let mut count = QueryBuilder::<Db>::new(format!("SELECT COUNT(*) FROM {table}"));
-                filter(&mut count);
-                let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+                let total = if count == Some(true) {
+                    let mut count = QueryBuilder::<Db>::new(format!("SELECT COUNT(*) FROM {table}"));
+                    filter(&mut count);
+                    Some(count.build_query_scalar().fetch_one(pool).await?)
+                } else {
+                    None
+                };
                 let has_next = rows.len() > first;
                 let rows = rows.iter().take(first).map(row).collect::<Result<Vec<_>>>()?;
                 Ok(Page { rows, has_next, total })
@@ -634,20 +683,24 @@ macro_rules! read_models {
                 let col = match q.sort {
                     ItemSortField::CreatedAt => "created_seq",
                     ItemSortField::AskingPrice => "asking_minor",
-                    ItemSortField::Brand => "brand",
+                    ItemSortField::Brand => "brand_key",
                 };
                 let filter = |qb: &mut QueryBuilder<'_, Db>| item_filter(qb, q);
-                page(pool, "rm_inventory_items", ITEM_COLS, "item_id", col, q.descending, q.first, &q.after, filter, |r| {
+                let mut page = page(pool, "rm_inventory_items", ITEM_COLS, "item_id", col, q.descending, q.first, &q.after, filter, None, |r| {
                     let row = item_row(r)?;
                     let value = match q.sort {
                         ItemSortField::CreatedAt => CursorValue::Int(row.created_seq),
                         ItemSortField::AskingPrice => CursorValue::Int(row.asking_price.minor),
-                        ItemSortField::Brand => CursorValue::Text(row.brand.clone()),
+                        ItemSortField::Brand => CursorValue::Text(brand_key(&row.brand)),
                     };
                     let id = row.id;
                     Ok((row, Cursor { value, id }))
                 })
-                .await
+                .await?;
+                if q.with_total {
+                    page.total = Some(item_total(pool, q).await?);
+                }
+                Ok(page)
             }
 
             fn customer_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<CustomerFilter, CustomerSortField>) {
@@ -672,7 +725,7 @@ macro_rules! read_models {
                     CustomerSortField::Name => "COALESCE(name, '')",
                 };
                 let filter = |qb: &mut QueryBuilder<'_, Db>| customer_filter(qb, q);
-                page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, filter, |r| {
+                page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, filter, Some(q.with_total), |r| {
                     let row = customer_row(r)?;
                     let value = match q.sort {
                         CustomerSortField::CreatedAt => CursorValue::Int(row.created_seq),

@@ -149,11 +149,14 @@ pub struct ListQuery<F, S> {
     pub filter: F,
     pub sort: S,
     pub descending: bool,
+    /// Whether the caller wants `totalCount` (counted only when asked).
+    pub with_total: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct Page<T> {
     pub rows: Vec<(T, Cursor)>,
     pub has_next: bool,
-    pub total: i64,
+    /// Present when asked for (`ListQuery::with_total`).
+    pub total: Option<i64>,
 }

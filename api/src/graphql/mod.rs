@@ -189,8 +189,11 @@ pub(crate) fn connection<R, N: async_graphql::OutputType>(
     has_previous: bool,
     node: impl Fn(R) -> N,
 ) -> Connection<String, N, ConnectionFields, async_graphql::connection::EmptyFields> {
-    let mut conn =
-        Connection::with_additional_fields(has_previous, page.has_next, ConnectionFields { total_count: page.total });
+    let mut conn = Connection::with_additional_fields(
+        has_previous,
+        page.has_next,
+        ConnectionFields { total_count: page.total.unwrap_or_default() },
+    );
     conn.edges.extend(page.rows.into_iter().map(|(row, c)| Edge::new(encode_cursor(sort_key, &c), node(row))));
     conn
 }
@@ -259,6 +262,7 @@ impl CoreQuery {
             },
             sort,
             descending,
+            with_total: ctx.look_ahead().field("totalCount").exists(),
         };
         let page = state(ctx).read.items(&q).await.map_err(ApiError::from)?;
         Ok(connection(page, &sort_key, q.after.is_some(), InventoryItem))
@@ -314,6 +318,7 @@ impl CoreQuery {
             filter: CustomerFilter { tag: f.tag, email: f.email, name_contains: f.name_contains },
             sort,
             descending,
+            with_total: ctx.look_ahead().field("totalCount").exists(),
         };
         let page = state(ctx).read.customers(&q).await.map_err(ApiError::from)?;
         Ok(connection(page, &sort_key, q.after.is_some(), Customer))

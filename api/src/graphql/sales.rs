@@ -266,6 +266,7 @@ impl SaleQuery {
             },
             sort: (),
             descending: false,
+            with_total: ctx.look_ahead().field("totalCount").exists(),
         };
         let page = state(ctx).read.sales(&q).await.map_err(ApiError::from)?;
         Ok(connection(page, sort_key, q.after.is_some(), Sale))
