@@ -11,6 +11,10 @@ mod reads;
 mod subscriptions;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// The same allocator as the `inventory-connect` binary (the server runs in this process).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use serde_json::{json, Value};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

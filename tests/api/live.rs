@@ -81,6 +81,11 @@ impl Ws {
         }
     }
 
+    /// The next message if one arrives within `for_`.
+    pub(crate) async fn within(&mut self, for_: Duration) -> Option<Frame> {
+        tokio::time::timeout(for_, self.recv()).await.ok()
+    }
+
     /// Whether nothing arrives for a moment.
     pub(crate) async fn quiet(&mut self, for_: Duration) -> bool {
         loop {
@@ -213,16 +218,19 @@ pub(crate) async fn the_feed_shows_only_the_callers_store_and_what_their_role_ma
     app.state.projections.wait_for(position, Duration::from_secs(20)).await.unwrap();
     let other_store = app.login("b-owner@shop.test", "Honey-Comb-Vault-2026").await;
 
+    // From the last position before the test's writes: however long the subscriptions take to
+    // join, they miss nothing.
+    let from = position.to_string();
     let mut tech = Ws::open(&app.url, &technician).await;
-    tech.subscribe("t", EVENTS, json!({})).await;
+    tech.subscribe("t", EVENTS, json!({"from": from})).await;
     let mut own = Ws::open(&app.url, &owner).await;
-    own.subscribe("o", EVENTS, json!({"w": {"eventTypes": ["CustomerRegistered", "ItemAcquired"]}})).await;
-    // Give both subscriptions time to join before anything is written.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    own.subscribe("o", EVENTS, json!({"w": {"eventTypes": ["CustomerRegistered", "ItemAcquired"]}, "from": from}))
+        .await;
     app.gql(Some(&other_store), ACQUIRE, acquire_input("900.00")).await;
     let customer = app.new_customer(&owner, "Ada Lovelace").await;
     let item = app.gql(Some(&owner), ACQUIRE, acquire_input("950.00")).await;
     let item_id = item["data"]["acquireItem"]["item"]["id"].as_str().unwrap();
+    let item_position = item["data"]["acquireItem"]["position"].as_str().unwrap().to_owned();
 
     // The technician sees the item, not the customer, and nothing of the other store.
     let t = tech.next("t").await;
@@ -238,8 +246,12 @@ pub(crate) async fn the_feed_shows_only_the_callers_store_and_what_their_role_ma
 
     // Payloads are for auditing roles: the technician may not read them.
     tech.send(json!({"type": "complete", "id": "t"})).await;
-    tech.subscribe("p", "subscription { events { eventType payload } }", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tech.subscribe(
+        "p",
+        "subscription($from: String) { events(fromPosition: $from) { eventType payload } }",
+        json!({"from": item_position}),
+    )
+    .await;
     app.gql(Some(&owner), ACQUIRE, acquire_input("960.00")).await;
     let p = tech.next("p").await;
     assert_eq!(p["errors"][0]["extensions"]["code"], "FORBIDDEN", "{p}");
@@ -433,7 +445,17 @@ pub(crate) async fn connections_per_session_are_limited_and_slow_subscribers_are
     // 100 events in one append pass the feed faster than any subscriber can take them from a
     // ring of 16: the subscriber is disconnected with 4431, and may resume from its position.
     two.subscribe("feed", "subscription { events { position } }", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Live for sure once a change made now arrives.
+    let mut joined = false;
+    for _ in 0..50 {
+        let r = app.gql(Some(&owner), ACQUIRE, acquire_input("100.00")).await;
+        assert_eq!(r["data"]["acquireItem"]["errors"], json!([]), "{r}");
+        if !two.quiet(Duration::from_millis(200)).await {
+            joined = true;
+            break;
+        }
+    }
+    assert!(joined, "the subscription went live");
     let store_id: uuid::Uuid = app.store_id(&owner).await.parse().unwrap();
     let burst: Vec<_> = (0..100)
         .map(|i| eventstore::NewEvent {

@@ -148,7 +148,7 @@ impl Subscription {
         let id = parse_id(&id, "id")?;
         let stream = format!("{}-{id}", domain::ItemId::STREAM_PREFIX);
         Ok(entity_feed(ctx, state, viewer.store_id, stream, move |s, store| async move {
-            Ok(s.read.item(store, id).await.map_err(ApiError::from)?.map(InventoryItem))
+            Ok(s.read.item(store, id).await.map_err(ApiError::from)?.map(|r| (r.version, InventoryItem(r))))
         }))
     }
 
@@ -162,14 +162,15 @@ impl Subscription {
         let id = parse_id(&id, "id")?;
         let stream = format!("{}-{id}", domain::SaleId::STREAM_PREFIX);
         Ok(entity_feed(ctx, state, viewer.store_id, stream, move |s, store| async move {
-            Ok(s.read.sale(store, id).await.map_err(ApiError::from)?.map(Sale))
+            Ok(s.read.sale(store, id).await.map_err(ApiError::from)?.map(|r| (r.version, Sale(r))))
         }))
     }
 }
 
 /// The current state of one entity, then its state after each event of its stream: read from
 /// the read models once they have applied that event. Joins the feed before the first read, so
-/// a change between the two is not missed.
+/// a change between the two is not missed; an event the state already reflects (by stream
+/// version) is not sent again.
 fn entity_feed<T, F, Fut>(
     ctx: &Context<'_>,
     state: Arc<AppState>,
@@ -180,20 +181,35 @@ fn entity_feed<T, F, Fut>(
 where
     T: Send + 'static,
     F: Fn(Arc<AppState>, Uuid) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ApiResult<Option<T>>> + Send + 'static,
+    // The state and how many events of its stream it reflects.
+    Fut: std::future::Future<Output = ApiResult<Option<(i64, T)>>> + Send + 'static,
 {
+    use std::sync::atomic::{AtomicI64, Ordering};
     let (rx, joined) = state.live.join();
-    let at = move |state: Arc<AppState>, load: F, position: Position| async move {
-        state.projections.wait_for(position, state.consistency_timeout).await.map_err(ApiError::from)?;
-        load(state, store_id).await
+    let reflected = Arc::new(AtomicI64::new(0));
+    let at = {
+        let reflected = reflected.clone();
+        move |state: Arc<AppState>, load: F, position: Position| {
+            let reflected = reflected.clone();
+            async move {
+                state.projections.wait_for(position, state.consistency_timeout).await.map_err(ApiError::from)?;
+                Ok(load(state, store_id).await?.map(|(version, t)| {
+                    reflected.fetch_max(version, Ordering::SeqCst);
+                    t
+                }))
+            }
+        }
     };
     let first = stream::once(at(state.clone(), load.clone(), joined));
     let changes = crate::live::Feed::live(rx, joined)
         .take_while(until_lagged(ctx))
         .filter_map(move |e| {
             let e = e.expect("take_while ends the feed at the first lag");
-            ready((e.store_id == store_id && e.stream_id == stream_id).then_some(e.position))
+            let new = e.store_id == store_id
+                && e.stream_id == stream_id
+                && e.version as i64 >= reflected.load(Ordering::SeqCst);
+            ready(new.then_some(e.position))
         })
         .then(move |position| at(state.clone(), load.clone(), position));
-    first.chain(changes).filter_map(|r| ready(r.map_err(async_graphql::Error::from).transpose()))
+    first.chain(changes).filter_map(|r: ApiResult<Option<T>>| ready(r.map_err(async_graphql::Error::from).transpose()))
 }
