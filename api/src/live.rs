@@ -151,8 +151,7 @@ impl Feed {
                         match (phase, caught_up) {
                             (Phase::Replay, true) => Phase::Bridge(feed.join().0),
                             (Phase::Bridge(rx), true) => Phase::Live(rx),
-                            (p, false) => p,
-                            (p, true) => p,
+                            (p, _) => p,
                         }
                     }
                     Phase::Live(mut rx) => match rx.recv().await {

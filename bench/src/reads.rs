@@ -87,27 +87,32 @@ pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
 /// The raw SQL baseline (page and count), through sqlx on one connection of its own.
 async fn raw_sql(url: &str, store_id: uuid::Uuid, seconds: u64) -> Result<latency::Measured, Error> {
     use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        time_page(sqlx::SqliteConnection::connect(url).await?, store_id, seconds).await
+    } else {
+        time_page(sqlx::PgConnection::connect(url).await?, store_id, seconds).await
+    }
+}
+
+/// Runs the page's SQL back to back on `c` for `seconds`.
+async fn time_page<C>(mut c: C, store_id: uuid::Uuid, seconds: u64) -> Result<latency::Measured, Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    uuid::Uuid: for<'q> sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    i64: for<'r> sqlx::Decode<'r, C::Database> + sqlx::Type<C::Database>,
+    for<'q> <C::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, C::Database>,
+    (i64,): for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+{
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut samples = Vec::new();
     let started = Instant::now();
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await?;
-        while Instant::now() < deadline {
-            let t = Instant::now();
-            let rows = sqlx::query(RAW_PAGE).bind(store_id).fetch_all(&mut c).await?;
-            let n: i64 = sqlx::query_scalar(RAW_COUNT).bind(store_id).fetch_one(&mut c).await?;
-            assert!(rows.len() as i64 <= n + 1);
-            samples.push(t.elapsed());
-        }
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await?;
-        while Instant::now() < deadline {
-            let t = Instant::now();
-            let rows = sqlx::query(RAW_PAGE).bind(store_id).fetch_all(&mut c).await?;
-            let n: i64 = sqlx::query_scalar(RAW_COUNT).bind(store_id).fetch_one(&mut c).await?;
-            assert!(rows.len() as i64 <= n + 1);
-            samples.push(t.elapsed());
-        }
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        let rows = sqlx::query(RAW_PAGE).bind(store_id).fetch_all(&mut c).await?;
+        let n: i64 = sqlx::query_scalar(RAW_COUNT).bind(store_id).fetch_one(&mut c).await?;
+        assert!(rows.len() as i64 <= n + 1);
+        samples.push(t.elapsed());
     }
     Ok(latency::Measured::new(samples, started.elapsed()))
 }

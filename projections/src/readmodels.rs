@@ -497,7 +497,7 @@ macro_rules! read_models {
 
             pub async fn sales(pool: &Pool, q: &ListQuery<SaleFilter, ()>) -> Result<Page<SaleRow>> {
                 let filter = |qb: &mut QueryBuilder<'_, Db>| sale_filter(qb, q);
-                page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, filter, Some(q.with_total), |r| {
+                page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, filter, q.with_total, |r| {
                     let row = sale_row(r)?;
                     let cursor = Cursor { value: CursorValue::Int(row.created_seq), id: row.id };
                     Ok((row, cursor))
@@ -657,8 +657,8 @@ macro_rules! read_models {
                 first: usize,
                 after: &Option<Cursor>,
                 filter: impl Fn(&mut QueryBuilder<'_, Db>),
-                // `Some(true)`: count the matching rows; `None`: the caller counts.
-                count: Option<bool>,
+                // Count the matching rows (callers with maintained totals pass false).
+                count: bool,
                 row: impl Fn(&R) -> Result<(T, Cursor)>,
             ) -> Result<Page<T>> {
                 let dir = if descending { "DESC" } else { "ASC" };
@@ -667,7 +667,7 @@ macro_rules! read_models {
                 push_cursor(&mut qb, sort_col, id_col, descending, after);
                 qb.push(format!(" ORDER BY {sort_col} {dir}, {id_col} {dir} LIMIT ")).push_bind(first as i64 + 1);
                 let rows = qb.build().fetch_all(pool).await?;
-                let total = if count == Some(true) {
+                let total = if count {
                     let mut count = QueryBuilder::<Db>::new(format!("SELECT COUNT(*) FROM {table}"));
                     filter(&mut count);
                     Some(count.build_query_scalar().fetch_one(pool).await?)
@@ -686,7 +686,7 @@ macro_rules! read_models {
                     ItemSortField::Brand => "brand_key",
                 };
                 let filter = |qb: &mut QueryBuilder<'_, Db>| item_filter(qb, q);
-                let mut page = page(pool, "rm_inventory_items", ITEM_COLS, "item_id", col, q.descending, q.first, &q.after, filter, None, |r| {
+                let mut page = page(pool, "rm_inventory_items", ITEM_COLS, "item_id", col, q.descending, q.first, &q.after, filter, false, |r| {
                     let row = item_row(r)?;
                     let value = match q.sort {
                         ItemSortField::CreatedAt => CursorValue::Int(row.created_seq),
@@ -725,7 +725,7 @@ macro_rules! read_models {
                     CustomerSortField::Name => "COALESCE(name, '')",
                 };
                 let filter = |qb: &mut QueryBuilder<'_, Db>| customer_filter(qb, q);
-                page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, filter, Some(q.with_total), |r| {
+                page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, filter, q.with_total, |r| {
                     let row = customer_row(r)?;
                     let value = match q.sort {
                         CustomerSortField::CreatedAt => CursorValue::Int(row.created_seq),
