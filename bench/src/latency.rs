@@ -1,6 +1,6 @@
 //! Latency samples and their summary.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Measured {
     sorted: Vec<Duration>,
@@ -33,4 +33,35 @@ impl Measured {
             ms(self.percentile(0.99))
         )
     }
+}
+
+/// `clients` tasks doing `step` back to back until the deadline; every call's latency.
+pub async fn load<F, Fut>(clients: usize, seconds: u64, step: F) -> Result<Measured, crate::Error>
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), crate::Error>> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let step = step.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let t = Instant::now();
+                    step(c, i).await?;
+                    samples.push(t.elapsed());
+                }
+                Ok::<_, crate::Error>(samples)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(Measured::new(all, started.elapsed()))
 }

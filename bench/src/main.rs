@@ -5,10 +5,16 @@
 //! delivered to 100 websocket subscribers while 8 writers run `acquireItem` over HTTP, the
 //! writers' rate against the same writers with no subscriber, and the latency from an event's
 //! commit to each client (p50/p99). Both backends; everything on 127.0.0.1.
+//!
+//! `cargo run --release -p bench -- reads` — the inventory page at scale (see `reads.rs`).
+//!
+//! `cargo run --release -p bench -- writes` — `acquireItem` over HTTP, 1 and 8 clients, against
+//! the bare event-store append at the same concurrency.
 
 mod latency;
 mod reads;
 mod subscriptions;
+mod writes;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -43,12 +49,25 @@ enum Command {
     Subscriptions(subscriptions::Options),
     /// The inventory page at scale, against the page's SQL alone.
     Reads(reads::Options),
+    /// `acquireItem` over HTTP (1 and 8 clients), against the bare append.
+    Writes(writes::Options),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// Prints a backend's table rows, or its error and exits.
+fn print_rows(backend: Backend, rows: Result<Vec<String>, Error>) {
+    match rows {
+        Ok(rows) => rows.iter().for_each(|r| println!("{r}")),
+        Err(e) => {
+            eprintln!("{backend:?}: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -58,13 +77,13 @@ async fn main() {
         Command::Reads(o) => {
             println!("{}", reads::HEADER);
             for b in cli.backend {
-                match reads::run(b, &o).await {
-                    Ok(rows) => rows.iter().for_each(|r| println!("{r}")),
-                    Err(e) => {
-                        eprintln!("{b:?}: {e}");
-                        std::process::exit(1);
-                    }
-                }
+                print_rows(b, reads::run(b, &o).await);
+            }
+        }
+        Command::Writes(o) => {
+            println!("{}", writes::HEADER);
+            for b in cli.backend {
+                print_rows(b, writes::run(b, &o).await);
             }
         }
         Command::Subscriptions(o) => {

@@ -119,30 +119,17 @@ where
 
 /// `clients` connections running the page back to back for `seconds`.
 async fn http_load(url: &str, token: &str, clients: usize, seconds: u64) -> Result<latency::Measured, Error> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (url, token) = (url.to_owned(), token.to_owned());
-            tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                let body = Arc::new(json!({ "query": PAGE }));
-                let mut samples = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let r: Value = client.post(&url).bearer_auth(&token).json(&*body).send().await?.json().await?;
-                    if r.get("errors").is_some() {
-                        return Err(format!("page failed: {r}").into());
-                    }
-                    samples.push(t.elapsed());
-                }
-                Ok::<_, Error>(samples)
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(latency::Measured::new(all, started.elapsed()))
+    let http = reqwest::Client::new();
+    let (url, token, body) = (url.to_owned(), token.to_owned(), Arc::new(json!({ "query": PAGE })));
+    latency::load(clients, seconds, move |_, _| {
+        let (http, url, token, body) = (http.clone(), url.clone(), token.clone(), body.clone());
+        async move {
+            let r: Value = http.post(&url).bearer_auth(&token).json(&*body).send().await?.json().await?;
+            if r.get("errors").is_some() {
+                return Err(format!("page failed: {r}").into());
+            }
+            Ok(())
+        }
+    })
+    .await
 }

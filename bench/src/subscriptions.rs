@@ -35,19 +35,19 @@ pub struct Options {
 
 pub const HEADER: &str = "| backend | writers alone | writers with subscribers (ratio) | events delivered/s | every client got every event | commit → client p50 / p99 |\n|---|---|---|---|---|---|";
 
-const ACQUIRE: &str =
+pub(crate) const ACQUIRE: &str =
     "mutation($p: Decimal!) { acquireItem(input: {category: WATCH, brand: \"Rolex\", model: \"Submariner\",
     cost: {amount: \"8000.00\", currency: \"USD\"}, askingPrice: {amount: $p, currency: \"USD\"},
     acquisition: {source: PURCHASE}}) { errors { code } } }";
 
-struct Server {
-    url: String,
+pub(crate) struct Server {
+    pub(crate) url: String,
     _state: Arc<AppState>,
     _stop: watch::Sender<bool>,
     _db: TestDatabase,
 }
 
-async fn server(backend: Backend) -> Result<Server, Error> {
+pub(crate) async fn server(backend: Backend) -> Result<Server, Error> {
     let tdb = match backend {
         Backend::Sqlite => TestDatabase::sqlite(),
         Backend::Postgres => TestDatabase::postgres().await.ok_or("PostgreSQL is not reachable")?,

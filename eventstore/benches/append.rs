@@ -1,6 +1,7 @@
 //! Append throughput, each figure beside a raw baseline measured in the same run on the same
 //! database: a plain INSERT of an equivalent row (same columns, same indexes) in its own
-//! transaction, or 100 rows in one transaction. Run: `cargo bench -p eventstore --bench append`.
+//! transaction, or 100 rows in one transaction. Five rounds alternate store and baseline; each
+//! row shows the medians. Run: `cargo bench -p eventstore --bench append`.
 //! PostgreSQL rows appear when a server answers at IC_TEST_POSTGRES_URL (default local).
 
 use chrono::Utc;
@@ -10,10 +11,11 @@ use serde_json::json;
 use std::time::Instant;
 use uuid::Uuid;
 
-const SINGLE: usize = 2000;
+const ROUNDS: usize = 5;
+const SINGLE: usize = 600;
 const WRITERS: usize = 8;
-const PER_WRITER: usize = 400;
-const BATCHES: usize = 40;
+const PER_WRITER: usize = 150;
+const BATCHES: usize = 12;
 const BATCH: usize = 100;
 
 fn event(i: usize, personal: bool) -> NewEvent {
@@ -97,8 +99,59 @@ fn rate(n: usize, started: Instant) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-fn row(backend: &str, scenario: &str, store: f64, raw: f64) {
-    println!("{backend:<9} {scenario:<44} {store:>12.0} {raw:>12.0} {:>8.2}", store / raw);
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median rates of the store and the raw baseline, and the median of the per-round ratios:
+/// rounds alternate the two, so a noisy moment on this shared machine hits both.
+fn row(backend: &str, scenario: &str, rounds: &[(f64, f64)]) {
+    let store = median(rounds.iter().map(|r| r.0).collect());
+    let raw = median(rounds.iter().map(|r| r.1).collect());
+    let ratio = median(rounds.iter().map(|r| r.0 / r.1).collect());
+    println!("{backend:<9} {scenario:<44} {store:>12.0} {raw:>12.0} {ratio:>8.2}");
+}
+
+/// `writers` tasks, each appending `each` single-event appends to streams of its own.
+async fn concurrent_store(store: &EventStore, writers: usize, each: usize, tag: &str) -> f64 {
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            // Events are built before the clock starts, as the raw rows are.
+            let events: Vec<_> = (0..each).map(|i| event(i, false)).collect();
+            let tag = tag.to_owned();
+            tokio::spawn(async move {
+                for (i, e) in events.into_iter().enumerate() {
+                    store.append(&format!("{tag}-{w}-{i}"), ExpectedVersion::NoStream, vec![e]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    rate(writers * each, t)
+}
+
+async fn concurrent_raw(db: &Database, writers: usize, each: usize, tag: &str) -> f64 {
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let db = db.clone();
+            let tag = tag.to_owned();
+            tokio::spawn(async move {
+                for i in 0..each {
+                    raw_insert(&db, 1, &format!("{tag}-{w}-{i}"), 0).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    rate(writers * each, t)
 }
 
 async fn bench(backend: &str, url: &str) {
@@ -110,73 +163,49 @@ async fn bench(backend: &str, url: &str) {
         store.append(&format!("warm-{i}"), ExpectedVersion::NoStream, vec![event(i, false)]).await.unwrap();
         raw_insert(&db, 1, &format!("warm-{i}"), 0).await;
     }
+    let (mut single, mut personal, mut eight, mut batch) = (vec![], vec![], vec![], vec![]);
+    for r in 0..ROUNDS {
+        // 1 writer, one event per transaction.
+        let t = Instant::now();
+        for i in 0..SINGLE {
+            raw_insert(&db, 1, &format!("raw-1-{r}-{i}"), 0).await;
+        }
+        let raw = rate(SINGLE, t);
+        let events: Vec<_> = (0..SINGLE).map(|i| event(i, false)).collect();
+        let t = Instant::now();
+        for (i, e) in events.into_iter().enumerate() {
+            store.append(&format!("s1-{r}-{i}"), ExpectedVersion::NoStream, vec![e]).await.unwrap();
+        }
+        single.push((rate(SINGLE, t), raw));
 
-    // 1 writer, one event per transaction.
-    let t = Instant::now();
-    for i in 0..SINGLE {
-        raw_insert(&db, 1, &format!("raw-1-{i}"), 0).await;
-    }
-    let raw = rate(SINGLE, t);
-    // Events are built before the clock starts, as the raw rows are.
-    let events: Vec<_> = (0..SINGLE).map(|i| event(i, false)).collect();
-    let t = Instant::now();
-    for (i, e) in events.into_iter().enumerate() {
-        store.append(&format!("s1-{i}"), ExpectedVersion::NoStream, vec![e]).await.unwrap();
-    }
-    row(backend, "single-event append, 1 writer", rate(SINGLE, t), raw);
+        let events: Vec<_> = (0..SINGLE / 4).map(|i| event(i, true)).collect();
+        let t = Instant::now();
+        for (i, e) in events.into_iter().enumerate() {
+            store.append(&format!("p1-{r}-{i}"), ExpectedVersion::NoStream, vec![e]).await.unwrap();
+        }
+        personal.push((rate(SINGLE / 4, t), raw));
 
-    let events: Vec<_> = (0..SINGLE / 4).map(|i| event(i, true)).collect();
-    let t = Instant::now();
-    for (i, e) in events.into_iter().enumerate() {
-        store.append(&format!("p1-{i}"), ExpectedVersion::NoStream, vec![e]).await.unwrap();
-    }
-    row(backend, "  same, 3 encrypted personal fields", rate(SINGLE / 4, t), raw);
+        // 8 concurrent writers, each on its own streams.
+        let raw = concurrent_raw(&db, WRITERS, PER_WRITER, &format!("raw-8-{r}")).await;
+        eight.push((concurrent_store(&store, WRITERS, PER_WRITER, &format!("s8-{r}")).await, raw));
 
-    // 8 concurrent writers, each on its own streams.
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            let db = db.clone();
-            tokio::spawn(async move {
-                for i in 0..PER_WRITER {
-                    raw_insert(&db, 1, &format!("raw-8-{w}-{i}"), 0).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
+        // 100 events per transaction.
+        let t = Instant::now();
+        for b in 0..BATCHES {
+            raw_insert(&db, BATCH, &format!("raw-b-{r}-{b}"), 0).await;
+        }
+        let raw = rate(BATCHES * BATCH, t);
+        let batches: Vec<Vec<_>> = (0..BATCHES).map(|_| (0..BATCH).map(|i| event(i, false)).collect()).collect();
+        let t = Instant::now();
+        for (b, events) in batches.into_iter().enumerate() {
+            store.append(&format!("b-{r}-{b}"), ExpectedVersion::NoStream, events).await.unwrap();
+        }
+        batch.push((rate(BATCHES * BATCH, t), raw));
     }
-    let raw = rate(WRITERS * PER_WRITER, t);
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            let store = store.clone();
-            let events: Vec<_> = (0..PER_WRITER).map(|i| event(i, false)).collect();
-            tokio::spawn(async move {
-                for (i, e) in events.into_iter().enumerate() {
-                    store.append(&format!("s8-{w}-{i}"), ExpectedVersion::NoStream, vec![e]).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    row(backend, "single-event append, 8 concurrent writers", rate(WRITERS * PER_WRITER, t), raw);
-
-    // 100 events per transaction.
-    let t = Instant::now();
-    for b in 0..BATCHES {
-        raw_insert(&db, BATCH, &format!("raw-b-{b}"), 0).await;
-    }
-    let raw = rate(BATCHES * BATCH, t);
-    let batches: Vec<Vec<_>> = (0..BATCHES).map(|_| (0..BATCH).map(|i| event(i, false)).collect()).collect();
-    let t = Instant::now();
-    for (b, events) in batches.into_iter().enumerate() {
-        store.append(&format!("b-{b}"), ExpectedVersion::NoStream, events).await.unwrap();
-    }
-    row(backend, "100-event batch append", rate(BATCHES * BATCH, t), raw);
+    row(backend, "single-event append, 1 writer", &single);
+    row(backend, "  same, 3 encrypted personal fields", &personal);
+    row(backend, "single-event append, 8 concurrent writers", &eight);
+    row(backend, "100-event batch append", &batch);
 }
 
 #[tokio::main]

@@ -15,6 +15,7 @@ pub mod chain;
 pub mod crypto;
 pub mod erasures;
 pub mod error;
+mod group;
 pub mod keycheck;
 pub mod ledger;
 mod migrate;

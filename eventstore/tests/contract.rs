@@ -407,6 +407,18 @@ async fn appends_wake_subscribers(tdb: &TestDatabase) {
     wake.borrow_and_update();
     store.append("s", ExpectedVersion::Any, vec![event("A", json!({}))]).await.unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(5), wake.changed()).await.expect("woken").unwrap();
+    // Another server on the same PostgreSQL database is woken too (its LISTEN hears the
+    // notification sent after the commit). SQLite has one server per file.
+    if tdb.url.starts_with("postgres") {
+        let (_other_db, other) = open(tdb).await;
+        let mut theirs = other.wakeups();
+        theirs.borrow_and_update();
+        store.append("s", ExpectedVersion::Any, vec![event("A", json!({}))]).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), theirs.changed())
+            .await
+            .expect("other server woken")
+            .unwrap();
+    }
 }
 
 eventstore::backend_contract!(

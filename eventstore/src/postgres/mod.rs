@@ -13,22 +13,28 @@
 //! projections report their lag. Verification reads everything committed (`read_committed`) and
 //! does not wait for the horizon.
 //!
-//! Wake-ups: `pg_notify` inside the append transaction (delivered on commit) and a LISTEN task.
+//! Appends: group commit (see [`crate::group`] and `append.rs`). Wake-ups: local readers are woken
+//! after each commit; other servers by a `pg_notify` sent after it and a LISTEN task.
 
-use crate::backend::{
-    check_expected, is_duplicate_event, is_version_conflict, parse_class, validate_batches, Backend, StreamBatch,
-};
-use crate::chain::link;
+mod append;
+
+pub use append::PendingAppend;
+
+use crate::backend::{parse_class, validate_batches, Backend, StreamBatch};
 use crate::crypto::KeyRecord;
 use crate::error::{Result, StoreError};
+use crate::group::GroupCommit;
+use crate::group::Heads;
 use crate::migrate;
-use crate::types::{now_micros, AppendResult, ExpectedVersion, Position, StoredEvent};
+use crate::types::{AppendResult, Position, StoredEvent};
+use append::PgWriter;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::KeyClass;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Row;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,6 +46,8 @@ const MIGRATION_LOCK: i64 = 0x1c_e7e7_5701;
 pub struct PostgresBackend {
     pool: PgPool,
     wake: watch::Sender<u64>,
+    writer: Arc<PgWriter>,
+    committer: GroupCommit,
     listener: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -83,23 +91,9 @@ fn row_to_key(r: &PgRow) -> Result<KeyRecord> {
     })
 }
 
-/// An append whose transaction is still open. Tests use it to commit out of order.
-pub struct PendingAppend {
-    tx: Transaction<'static, Postgres>,
-    /// One result per stream, in input order.
-    pub results: Vec<AppendResult>,
-}
-
-impl PendingAppend {
-    pub async fn commit(self) -> Result<Vec<AppendResult>> {
-        self.tx.commit().await?;
-        Ok(self.results)
-    }
-}
-
 /// Deadlocks and serialisation failures between concurrent multi-stream appends mean "someone
 /// else changed one of these streams": a conflict, retried by the caller on fresh state.
-fn is_concurrency_failure(e: &sqlx::Error) -> bool {
+pub(crate) fn is_concurrency_failure(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01") | Some("40001")))
 }
 
@@ -118,9 +112,23 @@ impl PostgresBackend {
             .max_connections(max_connections)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        let backend = Self { pool, wake: watch::channel(0).0, listener: std::sync::Mutex::new(None) };
+        // The committer's own connections (opened when first needed). Its statements have the
+        // same shape every time, so they keep one generic plan: planning the group statement
+        // anew cost more than executing it (measured: the 1-writer append went from 0.83 to
+        // 0.97 of a raw INSERT). Reads keep custom plans, which suit skewed filters.
+        let appends = PgPoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(options.options([("plan_cache_mode", "force_generic_plan")]));
+        let wake = watch::channel(0).0;
+        let (announce, requests) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(append::announce(appends.clone(), requests));
+        let writer = Arc::new(PgWriter { pool: appends, heads: Heads::default(), wake: wake.clone(), announce });
+        let committer = GroupCommit::start(writer.clone());
+        let backend = Self { pool, wake, writer, committer, listener: std::sync::Mutex::new(None) };
         if existing_only {
             match backend.migrations_applied().await {
                 Ok(true) => {
@@ -225,107 +233,24 @@ impl PostgresBackend {
         self.wake.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    /// Writes the batches in an open transaction; `commit` makes them visible.
+    /// Writes the batches in an open transaction (no group); `commit` makes them visible.
+    /// Tests use it to hold a transaction open.
     pub async fn append_uncommitted(
         &self,
         batches: Vec<StreamBatch>,
         new_keys: Vec<KeyRecord>,
     ) -> Result<PendingAppend> {
         validate_batches(&batches)?;
-        let mut tx = self.pool.begin().await?;
-        for k in &new_keys {
-            insert_new_key(&mut tx, k).await?;
-        }
-        // Streams are written in the caller's order, so positions follow it (the last batch gets
-        // the highest positions). Two appends that lock the same streams in opposite orders can
-        // deadlock; PostgreSQL detects it and the loser's error maps to a conflict, retried.
-        let mut results = Vec::with_capacity(batches.len());
-        for batch in &batches {
-            results.push(insert_stream(&mut tx, batch).await?);
-        }
-        sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await?;
-        Ok(PendingAppend { tx, results })
+        self.writer.append_uncommitted(batches, new_keys).await
     }
-}
-
-/// Checks one stream's version and inserts its events, inside the caller's transaction.
-async fn insert_stream(tx: &mut Transaction<'static, Postgres>, batch: &StreamBatch) -> Result<AppendResult> {
-    let (stream_id, expected, events) = (batch.stream_id.as_str(), batch.expected, &batch.events);
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1")
-            .bind(stream_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    check_expected(stream_id, expected, last.as_ref().map(|(v, _)| *v as u64))?;
-    let recorded_at = now_micros();
-    let n = events.len();
-    let links = link(stream_id, last.map(|(v, h)| (v as u64, h)), events, recorded_at);
-    let versions: Vec<i64> = links.iter().map(|l| l.version as i64).collect();
-    let prevs: Vec<&[u8]> = links.iter().map(|l| l.prev_hash.as_slice()).collect();
-    let hashes: Vec<&[u8]> = links.iter().map(|l| l.hash.as_slice()).collect();
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash)
-         SELECT $1, u.* FROM UNNEST($2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bytea[], $11::bytea[]) AS u
-         RETURNING position, tx_id::text::bigint",
-    )
-    .bind(stream_id)
-    .bind(&versions)
-    .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.store_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.schema_version as i32).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<_>>())
-    .bind(vec![recorded_at; n])
-    .bind(&prevs)
-    .bind(&hashes)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(|err| {
-        if is_duplicate_event(&err) {
-            StoreError::DuplicateEvent
-        } else if is_version_conflict(&err) || is_concurrency_failure(&err) {
-            StoreError::Conflict { stream_id: stream_id.into(), expected: expected.to_string(), actual: "changed concurrently".into() }
-        } else {
-            err.into()
-        }
-    })?;
-    let position = rows
-        .iter()
-        .map(|(seq, commit)| Position { commit: *commit, seq: *seq })
-        .max()
-        .expect("a non-empty batch returns rows");
-    Ok(AppendResult { version: links.last().expect("a non-empty batch").version, position })
 }
 
 #[async_trait]
 impl Backend for PostgresBackend {
     #[tracing::instrument(skip_all, fields(streams = batches.len()), err(level = "debug"))]
     async fn append_streams(&self, batches: Vec<StreamBatch>, new_keys: Vec<KeyRecord>) -> Result<Vec<AppendResult>> {
-        // With `Any` everywhere, a concurrent writer taking our version is not a conflict: retry.
-        let all_any = batches.iter().all(|b| b.expected == ExpectedVersion::Any);
-        let mut attempt = 0;
-        loop {
-            let r = match self.append_uncommitted(batches.clone(), new_keys.clone()).await {
-                Ok(pending) => pending.commit().await.map_err(|e| match e {
-                    StoreError::Database(ref db) if is_concurrency_failure(db) => StoreError::Conflict {
-                        stream_id: "(several)".into(),
-                        expected: "unchanged".into(),
-                        actual: "changed concurrently".into(),
-                    },
-                    other => other,
-                }),
-                Err(e) => Err(e),
-            };
-            match r {
-                Err(StoreError::Conflict { .. }) if all_any && attempt < 10 => attempt += 1,
-                Ok(r) => {
-                    self.notify();
-                    return Ok(r);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        validate_batches(&batches)?;
+        self.committer.append(batches, new_keys).await
     }
 
     async fn read_stream(&self, stream_id: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -337,7 +262,13 @@ impl Backend for PostgresBackend {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row_to_event).collect()
+        let events: Vec<StoredEvent> = rows.iter().map(row_to_event).collect::<Result<_>>()?;
+        // Read to its end: the last event is the stream's head (as of this read), the hint the
+        // next append to it is chained on (re-checked when written).
+        if let Some(last) = events.last().filter(|_| events.len() < limit) {
+            self.writer.heads.put(stream_id, (last.version, last.hash.clone()));
+        }
+        Ok(events)
     }
 
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -404,28 +335,5 @@ impl Backend for PostgresBackend {
     async fn migrations_applied(&self) -> Result<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&self.pool).await?;
         Ok(n as usize == migrate::POSTGRES.len())
-    }
-}
-
-/// Inserts a data key created for this append; `KeyRace` if the subject got one meanwhile.
-async fn insert_new_key(tx: &mut sqlx::Transaction<'static, Postgres>, k: &KeyRecord) -> Result<()> {
-    let inserted = sqlx::query(
-        "INSERT INTO data_keys (store_id, subject_id, key_class, key_id, wrapped_key, fingerprint, created_at, destroyed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT (store_id, subject_id, key_class) DO NOTHING",
-    )
-    .bind(k.store_id)
-    .bind(k.subject_id)
-    .bind(k.class.as_str())
-    .bind(k.key_id)
-    .bind(&k.wrapped)
-    .bind(&k.fingerprint)
-    .bind(k.created_at)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::KeyRace)
     }
 }
