@@ -8,7 +8,9 @@ use crate::auth::Viewer;
 use chrono::{DateTime, Duration, Utc};
 use domain::staff::Role;
 use eventstore::accounts::{new_token, SessionRecord};
-use eventstore::{Accounts, StoreError};
+use eventstore::{Accounts, Position, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// How long sessions live. Both are settings (`--session-idle-minutes`,
@@ -34,7 +36,12 @@ const TOUCH_EVERY_SECS: i64 = 60;
 pub struct Sessions {
     accounts: Accounts,
     pub settings: SessionSettings,
+    writes: Arc<Mutex<HashMap<Uuid, Position>>>,
 }
+
+/// Sessions whose last write this process remembers; it starts over when full (a forgotten
+/// session's queries then read what is applied, as a client that passes no position does).
+const WRITES_KEPT: usize = 100_000;
 
 /// Where a login came from, kept with the session so its owner can recognise it.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +52,23 @@ pub struct ClientInfo {
 
 impl Sessions {
     pub fn new(accounts: Accounts, settings: SessionSettings) -> Self {
-        Self { accounts, settings }
+        Self { accounts, settings, writes: Arc::default() }
+    }
+
+    /// Remembers the position a session's mutation wrote: the session's later queries on this
+    /// server read at least up to it (read-your-writes without passing `minPosition`).
+    pub fn wrote(&self, session_id: Uuid, position: Position) {
+        let mut writes = self.writes.lock().expect("session writes lock");
+        if writes.len() >= WRITES_KEPT && !writes.contains_key(&session_id) {
+            writes.clear();
+        }
+        let last = writes.entry(session_id).or_insert(position);
+        *last = (*last).max(position);
+    }
+
+    /// The last position this session wrote through this server, if remembered.
+    pub fn last_write(&self, session_id: Uuid) -> Option<Position> {
+        self.writes.lock().expect("session writes lock").get(&session_id).copied()
     }
 
     /// Opens a session; returns the token (shown once) and its record.

@@ -10,6 +10,7 @@ mod ledger;
 mod live;
 mod marketing;
 mod matrix;
+mod payloads;
 mod privacy;
 mod retention;
 mod staff;
@@ -22,6 +23,7 @@ use ledger::*;
 use live::*;
 use marketing::*;
 use matrix::*;
+use payloads::*;
 use privacy::*;
 use retention::*;
 use staff::*;
@@ -985,6 +987,7 @@ macro_rules! api_tests {
 }
 
 api_tests!(
+    item_payloads_come_from_the_items_own_fold_without_waiting_for_the_read_model,
     the_readme_example_works_when_pasted,
     a_subscriber_gets_what_it_missed_then_live_events_without_gap_or_duplicate,
     the_feed_shows_only_the_callers_store_and_what_their_role_may_read,

@@ -48,6 +48,11 @@ pub async fn item_as_of(store: &EventStore, store_id: Uuid, id: ItemId, at: AsOf
     Ok(row)
 }
 
+/// The item now: every event of its stream folded.
+pub async fn item_now(store: &EventStore, store_id: Uuid, id: ItemId) -> ApiResult<Option<ItemRow>> {
+    item_as_of(store, store_id, id, AsOf::Version(u64::MAX)).await
+}
+
 pub async fn customer_as_of(
     store: &EventStore,
     store_id: Uuid,

@@ -152,13 +152,20 @@ pub(crate) fn parse_id(id: &ID, what: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| ApiError::BadUserInput(format!("{what} is not a valid id")))
 }
 
-/// Waits until every read model has applied `min_position` (read-your-writes).
+/// Waits until every read model has applied `min_position` and the last position the caller's
+/// session wrote through this server (read-your-writes: mutation payloads do not wait for the
+/// read models, the queries that follow them do).
 pub(crate) async fn reach(ctx: &Context<'_>, min_position: Option<&str>) -> ApiResult<()> {
-    let Some(p) = min_position else { return Ok(()) };
-    let position: Position =
-        p.parse().map_err(|_| ApiError::BadUserInput("minPosition is not a position returned by this API".into()))?;
+    let asked = min_position
+        .map(|p| p.parse::<Position>())
+        .transpose()
+        .map_err(|_| ApiError::BadUserInput("minPosition is not a position returned by this API".into()))?;
     let s = state(ctx);
-    Ok(s.projections.wait_for(position, s.consistency_timeout).await?)
+    let written = viewer(ctx).ok().and_then(|v| s.sessions.last_write(v.session_id));
+    match asked.max(written) {
+        Some(position) => Ok(s.projections.wait_for(position, s.consistency_timeout).await?),
+        None => Ok(()),
+    }
 }
 
 /// `asOf` (an instant) or `asOfVersion` (1 = after the first event), not both.
@@ -373,10 +380,14 @@ pub(crate) async fn run<A: domain::Aggregate>(
     stream_id: &str,
     command: &A::Command,
 ) -> ApiResult<Result<Once, Vec<UserError>>> {
-    outcome(
+    let result = outcome(
         commands::execute_once::<A>(&state(ctx).store, cctx, idem.key, idem.mutation, idem.entity, stream_id, command)
             .await,
-    )
+    )?;
+    if let (Ok(Once { position: Some(p), .. }), Ok(v)) = (&result, viewer(ctx)) {
+        state(ctx).sessions.wrote(v.session_id, *p);
+    }
+    Ok(result)
 }
 
 /// After a write: waits (bounded) for the read models to reach `position`, then reads, so a
@@ -655,13 +666,17 @@ fn external_ids(ids: Option<Vec<ExternalId>>) -> std::collections::BTreeMap<Stri
     ids.unwrap_or_default().into_iter().map(|e| (e.system, e.id)).collect()
 }
 
+/// An item mutation's payload: the item as its own stream folds to, read from the log right
+/// after the write. That is the fold the inventory read model applies (`projections::views::
+/// item_view`, one definition), so the payload equals what the read model will show, without
+/// waiting for the projection; `position` lets the queries that follow read their writes.
 pub(crate) async fn item_payload(
     ctx: &Context<'_>,
     v: &Viewer,
     id: ItemId,
     position: Option<Position>,
 ) -> async_graphql::Result<InventoryItemPayload> {
-    let item = read_after(ctx, position, state(ctx).read.item(v.store_id, id.as_uuid())).await?.map(InventoryItem);
+    let item = history::item_now(&state(ctx).store, v.store_id, id).await?.map(InventoryItem);
     Ok(InventoryItemPayload { item, position: position.map(|p| p.to_string()), errors: vec![] })
 }
 
