@@ -7,7 +7,7 @@ mod audit;
 mod certificate;
 mod maintenance;
 use eventstore::{Database, EventStore, MasterKey, Position, Upcasters};
-use projections::{Kind, ReadDb, Runner};
+use projections::{Kind, ReadDb};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -592,21 +592,8 @@ async fn termination() -> &'static str {
 }
 
 async fn rebuild(read: &ReadDb, store: &EventStore, kind: Kind) -> Result<()> {
-    let total = store.count_after(Position::START).await?;
-    read.reset(kind).await?;
-    let mut runner = Runner::new(kind, read, store).await?;
-    let mut done = 0u64;
-    let mut idle = 0;
-    let bar = crate::progress::Progress::new(kind.name(), total);
-    while done < total && idle < 100 {
-        let n = runner.run_batch().await? as u64;
-        if n == 0 {
-            idle += 1;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        done += n;
-        bar.set(done, total);
-    }
+    let bar = crate::progress::Progress::new(kind.name(), 0);
+    let done = projections::rebuild(read, store, kind, |done, total| bar.set(done, total)).await?;
     bar.finish_with(done, "events rebuilt");
     Ok(())
 }

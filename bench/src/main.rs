@@ -8,11 +8,15 @@
 //!
 //! `cargo run --release -p bench -- reads` — the inventory page at scale (see `reads.rs`).
 //!
+//! `cargo run --release -p bench -- rebuild` — read-model rebuilds over a generated log, against
+//! reading the whole log.
+//!
 //! `cargo run --release -p bench -- writes` — `acquireItem` over HTTP, 1 and 8 clients, against
 //! the bare event-store append at the same concurrency.
 
 mod latency;
 mod reads;
+mod rebuild;
 mod subscriptions;
 mod writes;
 
@@ -51,6 +55,8 @@ enum Command {
     Reads(reads::Options),
     /// `acquireItem` over HTTP (1 and 8 clients), against the bare append.
     Writes(writes::Options),
+    /// Read-model rebuilds over a generated log, against reading the log.
+    Rebuild(rebuild::Options),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -78,6 +84,12 @@ async fn main() {
             println!("{}", reads::HEADER);
             for b in cli.backend {
                 print_rows(b, reads::run(b, &o).await);
+            }
+        }
+        Command::Rebuild(o) => {
+            println!("{}", rebuild::HEADER);
+            for b in cli.backend {
+                print_rows(b, rebuild::run(b, &o).await);
             }
         }
         Command::Writes(o) => {

@@ -9,13 +9,14 @@
 
 pub mod audit;
 pub mod consent;
+mod items;
 pub mod privacy;
 pub mod readmodels;
 pub mod rows;
 pub mod staff;
 pub mod views;
 
-use eventstore::{Database, EventStore, Position, StoreError};
+use eventstore::{Database, EventStore, Position, RecordedEvent, StoreError};
 use rows::*;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
@@ -360,6 +361,12 @@ impl Runner {
     #[tracing::instrument(skip_all, fields(projection = self.kind.name(), from = %self.checkpoint), err)]
     pub async fn run_batch(&mut self) -> Result<usize> {
         let events = self.store.read_all(self.checkpoint, self.batch).await?;
+        self.apply_read(events).await
+    }
+
+    /// Applies `events`, read from the log right after this runner's checkpoint (as
+    /// `run_batch` reads them). Same outcome as `run_batch`.
+    pub async fn apply_read(&mut self, events: Vec<RecordedEvent>) -> Result<usize> {
         let Some(last) = events.last() else { return Ok(0) };
         let (from, to, kind) = (self.checkpoint, last.position, self.kind);
         #[cfg(any(test, feature = "testing"))]
@@ -368,15 +375,12 @@ impl Runner {
             let mut tx = pool.begin().await?;
             // Claim the range first: a racing runner blocks here, then finds the row moved.
             if m::advance(&mut tx, kind.name(), from, to).await? {
-                for (i, e) in events.iter().enumerate() {
-                    #[cfg(any(test, feature = "testing"))]
-                    if fail_after == Some(i) {
-                        return Err(ProjectionError::Injected);
-                    }
-                    #[cfg(not(any(test, feature = "testing")))]
-                    let _ = i;
-                    m::apply(&mut tx, kind, e).await?;
+                #[cfg(any(test, feature = "testing"))]
+                if let Some(n) = fail_after {
+                    m::apply_batch(&mut tx, kind, &events[..n.min(events.len())]).await?;
+                    return Err(ProjectionError::Injected);
                 }
+                m::apply_batch(&mut tx, kind, &events).await?;
                 tx.commit().await?;
                 true
             } else {
@@ -506,6 +510,51 @@ impl Projections {
         };
         tokio::time::timeout(timeout, wait_all).await.map_err(|_| ProjectionError::ConsistencyTimeout)?
     }
+}
+
+/// Events a rebuild applies per transaction.
+pub const REBUILD_BATCH: usize = 2_000;
+
+/// Empties `kind` and applies the whole log to it again, reporting `(applied, total)` after
+/// each batch. Returns the events applied.
+pub async fn rebuild(db: &ReadDb, store: &EventStore, kind: Kind, mut progress: impl FnMut(u64, u64)) -> Result<u64> {
+    let total = store.count_after(Position::START).await?;
+    db.reset(kind).await?;
+    let mut runner = Runner::new(kind, db, store).await?.with_batch_size(REBUILD_BATCH);
+    // The next batch is read while this one is applied (reading and writing wait on different
+    // connections, and on SQLite on different threads).
+    let (batches, mut read) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>>>(2);
+    let reader = {
+        let (store, from) = (store.clone(), runner.checkpoint());
+        tokio::spawn(async move {
+            let (mut at, mut seen, mut idle) = (from, 0u64, 0);
+            // On PostgreSQL the newest events wait for older transactions in the cluster.
+            while seen < total && idle < 100 {
+                let batch = store.read_all(at, REBUILD_BATCH).await.map_err(ProjectionError::from);
+                if let Ok(events) = &batch {
+                    match events.last() {
+                        Some(last) => (at, seen) = (last.position, seen + events.len() as u64),
+                        None => {
+                            idle += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    }
+                }
+                let failed = batch.is_err();
+                if batches.send(batch).await.is_err() || failed {
+                    return;
+                }
+            }
+        })
+    };
+    let mut done = 0u64;
+    while let Some(batch) = read.recv().await {
+        done += runner.apply_read(batch?).await? as u64;
+        progress(done, total);
+    }
+    reader.await.map_err(|_| ProjectionError::Invalid("the rebuild's log reader stopped".into()))?;
+    Ok(done)
 }
 
 /// Catches every projection up once (for CLI commands that write and exit).

@@ -7,7 +7,6 @@ use crate::{views, Kind, ProjectionError};
 use chrono::{DateTime, Utc};
 use domain::aggregate::decode;
 use domain::customer::CustomerEvent;
-use domain::inventory::ItemEvent;
 use domain::sale::{payment_status, status_after_refund, SaleEvent, SaleStatus};
 use domain::staff::StaffEvent;
 use domain::store::StoreEvent;
@@ -36,7 +35,7 @@ pub fn brand_key(brand: &str) -> String {
 }
 
 /// The group an item is counted in for the page's totals: (status, category, brand key).
-fn count_key(r: &ItemRow) -> (String, String, String) {
+pub(crate) fn count_key(r: &ItemRow) -> (String, String, String) {
     (r.status.clone(), r.category.clone(), brand_key(&r.brand))
 }
 
@@ -162,6 +161,18 @@ macro_rules! read_models {
                 Ok(())
             }
 
+            /// Applies a batch of events in log order: the inventory folds the batch's item
+            /// events in memory (see `items.rs`); the other models apply event by event.
+            pub async fn apply_batch(tx: &mut Tx<'_>, kind: Kind, events: &[RecordedEvent]) -> Result<()> {
+                if kind == Kind::Inventory {
+                    return crate::items::$module::apply_batch(tx, events).await;
+                }
+                for e in events {
+                    apply(tx, kind, e).await?;
+                }
+                Ok(())
+            }
+
             /// Applies one event to `kind`'s tables (events it does not care about are ignored).
             pub async fn apply(tx: &mut Tx<'_>, kind: Kind, e: &RecordedEvent) -> Result<()> {
                 let corrupt = |err: domain::aggregate::CodecError| ProjectionError::Corrupt {
@@ -186,24 +197,7 @@ macro_rules! read_models {
                         let event = decode::<StaffEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
                         crate::staff::$module::apply_staff_event(tx, e, event).await?;
                     }
-                    (Kind::Inventory, "item") => {
-                        // Load, fold with the same view history queries use, write back.
-                        let event = decode::<ItemEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
-                        let id = stream_uuid(e)?;
-                        let before = load_item(tx, id).await?;
-                        let counted = before.as_ref().map(count_key);
-                        if let Some(row) = views::item_view(before, e, event) {
-                            upsert_item(tx, &row).await?;
-                            // The page's totals: one row leaves its group, joins another.
-                            let now = count_key(&row);
-                            if counted.as_ref() != Some(&now) {
-                                if let Some(old) = counted {
-                                    bump_count(tx, row.store_id, &old, -1).await?;
-                                }
-                                bump_count(tx, row.store_id, &now, 1).await?;
-                            }
-                        }
-                    }
+                    (Kind::Inventory, "item") => crate::items::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
                     (Kind::Sales, "sale") => apply_sale(tx, e, decode::<SaleEvent>(&e.event_type, &e.payload).map_err(corrupt)?).await?,
                     (Kind::Customers, "sale") => {
                         // Lifetime value: confirmed sales count, cancelled or returned ones no longer do.
@@ -266,70 +260,11 @@ macro_rules! read_models {
             }
 
             /// The aggregate id of an `item-<uuid>` or `customer-<uuid>` stream.
-            fn stream_uuid(e: &RecordedEvent) -> Result<Uuid> {
+            pub(crate) fn stream_uuid(e: &RecordedEvent) -> Result<Uuid> {
                 e.stream_id
                     .split_once('-')
                     .and_then(|(_, id)| Uuid::parse_str(id).ok())
                     .ok_or_else(|| ProjectionError::Corrupt { position: e.position, reason: "stream id without a uuid".into() })
-            }
-
-            async fn load_item(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<ItemRow>> {
-                let row = sqlx::query(&format!("SELECT {ITEM_COLS} FROM rm_inventory_items WHERE item_id = $1"))
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                row.as_ref().map(item_row).transpose()
-            }
-
-            async fn bump_count(tx: &mut Tx<'_>, store_id: Uuid, key: &(String, String, String), by: i64) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO rm_item_counts (store_id, status, category, brand_key, n) VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (store_id, status, category, brand_key) DO UPDATE SET n = rm_item_counts.n + excluded.n",
-                )
-                .bind(store_id)
-                .bind(&key.0)
-                .bind(&key.1)
-                .bind(&key.2)
-                .bind(by)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            async fn upsert_item(tx: &mut Tx<'_>, r: &ItemRow) -> Result<()> {
-                sqlx::query(&format!(
-                    "INSERT INTO rm_inventory_items ({ITEM_COLS}, brand_key)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
-                     ON CONFLICT (item_id) DO UPDATE SET {}, brand_key = excluded.brand_key",
-                    upsert_set(ITEM_COLS, "item_id")
-                ))
-                .bind(r.id)
-                .bind(r.store_id)
-                .bind(&r.status)
-                .bind(&r.category)
-                .bind(&r.brand)
-                .bind(&r.model)
-                .bind(&r.reference_number)
-                .bind(&r.serial_number)
-                .bind(r.cost.map(|c| c.minor))
-                .bind(r.asking_price.minor)
-                .bind(r.asking_price.currency.code().to_owned())
-                .bind(&r.source)
-                .bind(serde_json::to_string(&r.attributes).expect("map serialises"))
-                .bind(micros(r.acquired_at))
-                .bind(r.created_seq)
-                .bind(micros(r.updated_at))
-                .bind(r.version)
-                .bind(r.floor_price.map(|f| f.minor))
-                .bind(&r.condition)
-                .bind(r.details.to_string())
-                .bind(&r.notes)
-                .bind(r.held_for)
-                .bind(r.sold_in)
-                .bind(brand_key(&r.brand))
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
             }
 
             async fn load_customer(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<CustomerRow>> {
@@ -505,7 +440,7 @@ macro_rules! read_models {
                 .await
             }
 
-            fn item_row(r: &R) -> Result<ItemRow> {
+            pub(crate) fn item_row(r: &R) -> Result<ItemRow> {
                 let currency = currency(r.try_get("currency")?)?;
                 let attributes: String = r.try_get("attributes")?;
                 Ok(ItemRow {

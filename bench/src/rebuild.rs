@@ -1,0 +1,70 @@
+//! Rebuilding a read model from a generated log: `projections::rebuild` (what
+//! `inventory-connect projections rebuild NAME` runs) for the inventory and the customers, in
+//! events of the whole log per second. Baseline, same run, same database: reading the whole log
+//! through the event store (`read_all` in the rebuild's batch size, payloads opened and
+//! upcast, nothing applied), the floor any rebuild pays.
+
+use crate::{Backend, Error};
+use eventstore::testing::TestDatabase;
+use eventstore::{Database, EventStore, MasterKey, Position, Upcasters};
+use projections::{Kind, ReadDb};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Items in the generated store.
+    #[arg(long, default_value_t = 100_000)]
+    items: usize,
+    /// Events in the generated log.
+    #[arg(long, default_value_t = 300_000)]
+    events: usize,
+}
+
+pub const HEADER: &str = "| backend | what | events | events/s | ratio to reading the log |\n|---|---|---|---|---|";
+
+pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
+    let tdb = match backend {
+        Backend::Sqlite => TestDatabase::sqlite(),
+        Backend::Postgres => TestDatabase::postgres().await.ok_or("PostgreSQL is not reachable")?,
+    };
+    let db = Database::connect(&tdb.url).await?;
+    let store = EventStore::new(&db, MasterKey::generate(), Upcasters::default());
+    let plan = api::generate::Plan {
+        items: o.items,
+        events: o.events,
+        owner_email: "owner@bench.test".into(),
+        owner_password: "amber-caliber-vault-2026".into(),
+        seed: 11,
+    };
+    let generated = api::generate::generate(&store, &eventstore::Accounts::new(&db), &plan, |_, _| {}).await?;
+    let mut rows = vec![format!(
+        "| {backend:?} | generate {} items | {} | {:.0} | |",
+        o.items,
+        generated.events,
+        generated.events as f64 / generated.seconds
+    )];
+    // PostgreSQL readers wait for older transactions in the cluster: let the log settle.
+    let total = store.count_after(Position::START).await?;
+    let started = Instant::now();
+    let mut at = Position::START;
+    let mut read = 0u64;
+    while read < total {
+        let batch = store.read_all(at, projections::REBUILD_BATCH).await?;
+        match batch.last() {
+            Some(last) => at = last.position,
+            None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+        read += batch.len() as u64;
+    }
+    let floor = read as f64 / started.elapsed().as_secs_f64();
+    rows.push(format!("| {backend:?} | baseline: read the whole log | {read} | {floor:.0} | 1.00 |"));
+    let rm = ReadDb::new(&db);
+    for kind in [Kind::Inventory, Kind::Customers] {
+        let started = Instant::now();
+        let done = projections::rebuild(&rm, &store, kind, |_, _| {}).await?;
+        let rate = done as f64 / started.elapsed().as_secs_f64();
+        rows.push(format!("| {backend:?} | rebuild {} | {done} | {rate:.0} | {:.2} |", kind.name(), rate / floor));
+    }
+    drop(tdb);
+    Ok(rows)
+}
