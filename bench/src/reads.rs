@@ -1,12 +1,15 @@
 //! The dashboard's inventory page at scale: a generated store (`api::generate`, the same
 //! generator as `inventory-connect demo generate`), then the page over HTTP with 1 and 16
 //! clients for a fixed time, against the baseline of the same page's SQL run straight on the
-//! read-model table (one connection, no HTTP, no GraphQL).
+//! read-model table (one connection, no HTTP, no GraphQL). Then the customers and sales pages
+//! the same way (their baseline: the page read from the read model in this process), and the
+//! process's memory (server and load generator share it, so it overstates the server's).
 
 use crate::{latency, Backend, Error};
 use api::app::{AppState, Settings};
 use eventstore::testing::TestDatabase;
 use eventstore::{Database, EventStore, MasterKey, Upcasters};
+use projections::rows::{CustomerFilter, CustomerSortField, ListQuery, SaleFilter};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +36,16 @@ const PAGE: &str =
     "{ inventoryItems(first: 50, where: {brand: \"rolex\"}, sortBy: {field: ASKING_PRICE, direction: DESC}) {
     totalCount pageInfo { hasNextPage endCursor }
     edges { node { id status category brand model referenceNumber askingPrice { amount currency } acquiredAt } } } }";
+
+/// The customers page: the newest 50 with their total.
+const CUSTOMERS: &str = "{ customers(first: 50, sortBy: {field: CREATED_AT, direction: DESC}) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { id name email phone tags orderCount lifetimeValue { amount currency } } } } }";
+
+/// The sales page: the newest 50 confirmed sales with their total.
+const SALES: &str = "{ sales(first: 50, where: {status: CONFIRMED}) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { id status invoiceNumber customerId total { amount currency } amountPaid { amount } updatedAt } } } }";
 
 /// The same page in SQL straight on the read model: its rows and its total.
 const RAW_PAGE: &str = "SELECT item_id, status, category, brand, model, reference_number, asking_minor, currency, acquired_at
@@ -77,11 +90,73 @@ pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
     let raw = raw_sql(&tdb.url, generated.store_id.as_uuid(), o.seconds).await?;
     rows.push(raw.row(backend, "baseline: the page's SQL on the table (1 connection)"));
     for clients in [1usize, 16] {
-        let m = http_load(&url, &token, clients, o.seconds).await?;
+        let m = http_load(&url, &token, PAGE, clients, o.seconds).await?;
         rows.push(m.row(backend, &format!("inventory page over HTTP, {clients} client(s)")));
     }
+    rows.push(memory(backend, "after the 16-client inventory load"));
+
+    // The customers and sales pages, against the same page read from the read model in this
+    // process (its SQL and row decoding, no HTTP, no GraphQL).
+    let store_id = generated.store_id.as_uuid();
+    let read = state.read.clone();
+    let customers = move || {
+        let read = read.clone();
+        async move {
+            let q = ListQuery {
+                store_id,
+                first: 50,
+                after: None,
+                filter: CustomerFilter::default(),
+                sort: CustomerSortField::CreatedAt,
+                descending: true,
+                with_total: true,
+            };
+            read.customers(&q).await.map(drop).map_err(Error::from)
+        }
+    };
+    let m = latency::load(1, o.seconds, move |_, _| customers()).await?;
+    rows.push(m.row(backend, "baseline: the customers page from the read model (in process)"));
+    for clients in [1usize, 16] {
+        let m = http_load(&url, &token, CUSTOMERS, clients, o.seconds).await?;
+        rows.push(m.row(backend, &format!("customers page over HTTP, {clients} client(s)")));
+    }
+    let read = state.read.clone();
+    let sales = move || {
+        let read = read.clone();
+        async move {
+            let filter = SaleFilter { status: Some("CONFIRMED".into()), customer_id: None };
+            let q =
+                ListQuery { store_id, first: 50, after: None, filter, sort: (), descending: true, with_total: true };
+            read.sales(&q).await.map(drop).map_err(Error::from)
+        }
+    };
+    let m = latency::load(1, o.seconds, move |_, _| sales()).await?;
+    rows.push(m.row(backend, "baseline: the sales page from the read model (in process)"));
+    for clients in [1usize, 16] {
+        let m = http_load(&url, &token, SALES, clients, o.seconds).await?;
+        rows.push(m.row(backend, &format!("sales page over HTTP, {clients} client(s)")));
+    }
+    rows.push(memory(backend, "at the end (peak over the run)"));
     drop(tdb);
     Ok(rows)
+}
+
+/// This process's resident memory now and at its peak (server and load generator together).
+fn memory(backend: Backend, when: &str) -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    format!(
+        "| {backend:?} | memory {when}: RSS {} MB, peak {} MB (server and clients in one process) | | | |",
+        kb("VmRSS:") / 1024,
+        kb("VmHWM:") / 1024
+    )
 }
 
 /// The raw SQL baseline (page and count), through sqlx on one connection of its own.
@@ -117,10 +192,16 @@ where
     Ok(latency::Measured::new(samples, started.elapsed()))
 }
 
-/// `clients` connections running the page back to back for `seconds`.
-async fn http_load(url: &str, token: &str, clients: usize, seconds: u64) -> Result<latency::Measured, Error> {
+/// `clients` connections running `page` back to back for `seconds`.
+async fn http_load(
+    url: &str,
+    token: &str,
+    page: &str,
+    clients: usize,
+    seconds: u64,
+) -> Result<latency::Measured, Error> {
     let http = reqwest::Client::new();
-    let (url, token, body) = (url.to_owned(), token.to_owned(), Arc::new(json!({ "query": PAGE })));
+    let (url, token, body) = (url.to_owned(), token.to_owned(), Arc::new(json!({ "query": page })));
     latency::load(clients, seconds, move |_, _| {
         let (http, url, token, body) = (http.clone(), url.clone(), token.clone(), body.clone());
         async move {

@@ -31,6 +31,7 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     10 => "0010_privacy.sql",
     11 => "0011_marketing.sql",
     12 => "0012_item_indexes.sql",
+    13 => "0013_customer_counts.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -46,6 +47,7 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     10 => "0010_privacy.sql",
     11 => "0011_marketing.sql",
     12 => "0012_item_indexes.sql",
+    13 => "0013_customer_counts.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -67,7 +67,7 @@ impl Kind {
         match self {
             Self::Directory => &["rm_stores", "rm_staff"],
             Self::Inventory => &["rm_inventory_items", "rm_item_counts"],
-            Self::Customers => &["rm_customers"],
+            Self::Customers => &["rm_customers", "rm_customer_counts"],
             Self::Sales => &["rm_sales"],
             Self::Audit => &["rm_audit", "rm_audit_memo"],
             Self::Privacy => &["rm_privacy_requests"],

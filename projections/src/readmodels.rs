@@ -228,8 +228,23 @@ macro_rules! read_models {
                             _ => None,
                         };
                         let id = event.customer_id().as_uuid();
-                        if let Some(row) = views::customer_view(load_customer(tx, id).await?, e, event) {
+                        let before = load_customer(tx, id).await?;
+                        let listed = |r: &Option<CustomerRow>| r.as_ref().is_some_and(|r| r.merged_into.is_none());
+                        let was_listed = listed(&before);
+                        if let Some(row) = views::customer_view(before, e, event) {
                             upsert_customer(tx, &row).await?;
+                            // The page's total: a customer is counted while listed.
+                            let now_listed = row.merged_into.is_none();
+                            if was_listed != now_listed {
+                                sqlx::query(
+                                    "INSERT INTO rm_customer_counts (store_id, n) VALUES ($1, $2)
+                                     ON CONFLICT (store_id) DO UPDATE SET n = rm_customer_counts.n + excluded.n",
+                                )
+                                .bind(row.store_id)
+                                .bind(if now_listed { 1i64 } else { -1 })
+                                .execute(&mut **tx)
+                                .await?;
+                            }
                         }
                         if let Some(merged) = absorbed {
                             // The survivor takes over the duplicate's purchase totals: moved, not
@@ -660,7 +675,11 @@ macro_rules! read_models {
                     CustomerSortField::Name => "COALESCE(name, '')",
                 };
                 let filter = |qb: &mut QueryBuilder<'_, Db>| customer_filter(qb, q);
-                page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, filter, q.with_total, |r| {
+                // Unfiltered, the total is the maintained count; a filtered total is counted
+                // when asked (the filters select on the page's own indexes).
+                let f = &q.filter;
+                let maintained = f.tag.is_none() && f.email.is_none() && f.name_contains.is_none();
+                let mut page = page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, filter, q.with_total && !maintained, |r| {
                     let row = customer_row(r)?;
                     let value = match q.sort {
                         CustomerSortField::CreatedAt => CursorValue::Int(row.created_seq),
@@ -669,7 +688,15 @@ macro_rules! read_models {
                     let id = row.id;
                     Ok((row, Cursor { value, id }))
                 })
-                .await
+                .await?;
+                if q.with_total && maintained {
+                    let n: Option<i64> = sqlx::query_scalar("SELECT n FROM rm_customer_counts WHERE store_id = $1")
+                        .bind(q.store_id)
+                        .fetch_optional(pool)
+                        .await?;
+                    page.total = Some(n.unwrap_or(0));
+                }
+                Ok(page)
             }
 
             pub async fn store_ids(pool: &Pool) -> Result<Vec<Uuid>> {
