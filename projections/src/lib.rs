@@ -275,6 +275,20 @@ impl ReadDb {
         with_reader!(self, m, pool => m::dump(pool, kind).await)
     }
 
+    /// Refreshes the query planner's statistics of `kind`'s tables after a bulk change (a
+    /// rebuild, a long catch-up). On PostgreSQL a freshly filled table is otherwise planned as
+    /// if it were empty until autovacuum gets to it (measured: the customers page took 4.6 ms
+    /// on a bitmap scan and sort instead of 0.04 ms on its index). SQLite plans these queries
+    /// well without statistics: nothing to do.
+    pub async fn analyze(&self, kind: Kind) -> Result<()> {
+        if let ReadDb::Postgres(pool) = self {
+            for table in kind.tables() {
+                sqlx::query(&format!("ANALYZE {table}")).execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Empties a projection and rewinds it to the start of the log.
     pub async fn reset(&self, kind: Kind) -> Result<()> {
         with_writer!(self, m, pool => {
@@ -479,7 +493,9 @@ impl Projections {
         for kind in Kind::ALL {
             let mut runner = Runner::new(kind, db, store).await?;
             // Start from a caught-up state whoever leads (the checkpoint CAS keeps it exact).
-            runner.catch_up().await?;
+            if runner.catch_up().await? >= ANALYZE_AFTER {
+                db.analyze(kind).await?;
+            }
             progress.push((kind, runner.progress()));
             leading.push((kind, runner.leading()));
             tokio::spawn(runner.run(shutdown.clone()));
@@ -514,6 +530,9 @@ impl Projections {
 
 /// Events a rebuild applies per transaction.
 pub const REBUILD_BATCH: usize = 2_000;
+
+/// A start-up catch-up of at least this many events refreshes its tables' statistics.
+const ANALYZE_AFTER: u64 = 1_000;
 
 /// Empties `kind` and applies the whole log to it again, reporting `(applied, total)` after
 /// each batch. Returns the events applied.
@@ -554,6 +573,7 @@ pub async fn rebuild(db: &ReadDb, store: &EventStore, kind: Kind, mut progress: 
         progress(done, total);
     }
     reader.await.map_err(|_| ProjectionError::Invalid("the rebuild's log reader stopped".into()))?;
+    db.analyze(kind).await?;
     Ok(done)
 }
 
