@@ -11,6 +11,8 @@
 //! `cargo run --release -p bench -- rebuild` — read-model rebuilds over a generated log, against
 //! reading the whole log.
 //!
+//! `cargo run --release -p bench -- all` — every table in turn, with default options.
+//!
 //! `cargo run --release -p bench -- writes` — `acquireItem` over HTTP, 1 and 8 clients, against
 //! the bare event-store append at the same concurrency.
 
@@ -57,12 +59,21 @@ enum Command {
     Writes(writes::Options),
     /// Read-model rebuilds over a generated log, against reading the log.
     Rebuild(rebuild::Options),
+    /// Every table above in turn, each with its default options (appends: `cargo bench -p
+    /// eventstore --bench append`).
+    All,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// A subcommand's options as its flags' defaults make them.
+fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults"));
+    T::from_arg_matches(&cmd.get_matches_from(["defaults"])).expect("every option has a default")
 }
 
 /// Prints a backend's table rows, or its error and exits.
@@ -86,6 +97,28 @@ async fn main() {
                 print_rows(b, reads::run(b, &o).await);
             }
         }
+        Command::All => {
+            println!("## reads\n\n{}", reads::HEADER);
+            let o: reads::Options = defaults();
+            for b in &cli.backend {
+                print_rows(*b, reads::run(*b, &o).await);
+            }
+            println!("\n## writes\n\n{}", writes::HEADER);
+            let o: writes::Options = defaults();
+            for b in &cli.backend {
+                print_rows(*b, writes::run(*b, &o).await);
+            }
+            println!("\n## rebuild\n\n{}", rebuild::HEADER);
+            let o: rebuild::Options = defaults();
+            for b in &cli.backend {
+                print_rows(*b, rebuild::run(*b, &o).await);
+            }
+            println!("\n## subscriptions\n\n{}", subscriptions::HEADER);
+            let o: subscriptions::Options = defaults();
+            for b in &cli.backend {
+                print_rows(*b, subscriptions::run(*b, &o).await.map(|row| vec![row]));
+            }
+        }
         Command::Rebuild(o) => {
             println!("{}", rebuild::HEADER);
             for b in cli.backend {
@@ -101,14 +134,24 @@ async fn main() {
         Command::Subscriptions(o) => {
             println!("{}", subscriptions::HEADER);
             for b in cli.backend {
-                match subscriptions::run(b, &o).await {
-                    Ok(row) => println!("{row}"),
-                    Err(e) => {
-                        eprintln!("{b:?}: {e}");
-                        std::process::exit(1);
-                    }
-                }
+                print_rows(b, subscriptions::run(b, &o).await.map(|row| vec![row]));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_benchmark_runs_with_its_defaults() {
+        let reads: reads::Options = defaults();
+        let writes: writes::Options = defaults();
+        let rebuild: rebuild::Options = defaults();
+        let subscriptions: subscriptions::Options = defaults();
+        let _ = (reads, writes, rebuild, subscriptions);
+        Cli::command().debug_assert();
     }
 }
