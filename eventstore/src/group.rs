@@ -11,7 +11,9 @@
 //!   waits for the next group (a key race or a same-stream race then cannot involve others);
 //! - if the group's transaction fails as a whole (a database error, or a race with another
 //!   process that the group cannot settle per job), nothing of it was written and every job is
-//!   written again alone ([`GroupWriter::write_one`]), so each still gets its own outcome.
+//!   written again alone ([`GroupWriter::write_one`]), so each still gets its own outcome; a
+//!   writer that commits a group in several rounds answers the jobs a failed later round left
+//!   undecided with `None`, and only those are written alone.
 
 use crate::backend::StreamBatch;
 use crate::crypto::KeyRecord;
@@ -45,9 +47,10 @@ impl Job {
 /// How a backend writes a group, and a job alone.
 #[async_trait]
 pub trait GroupWriter: Send + Sync + 'static {
-    /// Writes the jobs in one transaction and returns each job's outcome, in order. `Err` means
-    /// the transaction failed as a whole and nothing of it was written.
-    async fn write_group(&self, jobs: &[&Job]) -> Result<Vec<Result<Vec<AppendResult>>>>;
+    /// Writes the jobs together and returns each job's outcome, in order: `None` for a job it
+    /// did not decide (nothing of it written), which the committer then writes alone. `Err`
+    /// means nothing of any job was written.
+    async fn write_group(&self, jobs: &[&Job]) -> Result<Vec<Option<Result<Vec<AppendResult>>>>>;
 
     /// Writes one job in a transaction of its own.
     async fn write_one(&self, batches: &[StreamBatch], new_keys: &[KeyRecord]) -> Result<Vec<AppendResult>>;
@@ -146,11 +149,21 @@ async fn commit<W: GroupWriter>(writer: &W, group: Vec<Job>) {
     match writer.write_group(&refs).await {
         Ok(outcomes) => {
             debug_assert_eq!(outcomes.len(), group.len());
-            if outcomes.iter().any(Result::is_ok) {
+            if outcomes.iter().any(|o| matches!(o, Some(Ok(_)))) {
                 writer.written();
             }
             metrics::histogram!("ic_append_group_jobs").record(group.len() as f64);
             for (job, outcome) in group.into_iter().zip(outcomes) {
+                let outcome = match outcome {
+                    Some(outcome) => outcome,
+                    None => {
+                        let alone = writer.write_one(&job.batches, &job.new_keys).await;
+                        if alone.is_ok() {
+                            writer.written();
+                        }
+                        alone
+                    }
+                };
                 let _ = job.reply.send(outcome);
             }
         }

@@ -269,7 +269,41 @@ async fn many_writers_through_groups_keep_every_chain_and_read_once(tdb: &TestDa
     assert_eq!(report.events as usize, total);
 }
 
+async fn a_failure_after_part_of_a_group_committed_never_writes_or_fails_an_append_twice(tdb: &TestDatabase) {
+    let master = MasterKey::generate();
+    let (db1, one) = open(tdb, &master).await;
+    let (_db2, two) = open(tdb, &master).await;
+    let e0 = event(0);
+    let taken = e0.event_id;
+    one.append("s", ExpectedVersion::NoStream, vec![e0]).await.unwrap();
+    two.append("s", ExpectedVersion::Exact(0), vec![event(1)]).await.unwrap();
+    two.append("s", ExpectedVersion::Exact(1), vec![event(2)]).await.unwrap();
+
+    // The first server's idea of the head of `s` is stale, so its append needs a second round,
+    // and that round fails (its event id is taken) after the others have committed.
+    let hold = Hold::take(&db1, &tdb.url).await;
+    let first = spawn_append(&one, vec![("first", ExpectedVersion::NoStream, vec![event(0)])]);
+    settle().await;
+    let goods: Vec<_> = (0..4)
+        .map(|i| spawn_append(&one, vec![(&format!("good-{i}"), ExpectedVersion::NoStream, vec![event(i)])]))
+        .collect();
+    let dup = spawn_append(&one, vec![("s", ExpectedVersion::Any, vec![NewEvent { event_id: taken, ..event(9) }])]);
+    settle().await;
+    hold.release().await;
+
+    first.await.unwrap().unwrap();
+    for g in goods {
+        let r = g.await.unwrap().expect("an append that committed is answered as committed");
+        assert_eq!(r[0].version, 0);
+    }
+    assert!(matches!(dup.await.unwrap(), Err(StoreError::DuplicateEvent)));
+    let report = one.verify().await.unwrap();
+    assert!(report.broken.is_none());
+    assert_eq!(report.events, 3 + 1 + 4, "nothing written twice, nothing lost");
+}
+
 eventstore::backend_contract!(
+    a_failure_after_part_of_a_group_committed_never_writes_or_fails_an_append_twice,
     appends_queued_together_commit_together_and_a_conflict_fails_only_its_own,
     a_database_error_in_a_group_costs_only_the_append_that_caused_it,
     a_stream_head_written_by_another_server_is_checked_not_trusted,

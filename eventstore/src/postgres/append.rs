@@ -172,9 +172,19 @@ impl PgWriter {
     }
 }
 
+/// The outcomes so far when a round fails: earlier rounds may have committed, so decided jobs
+/// keep their outcomes and only the undecided ones are written alone (never a job twice).
+fn undecided(
+    outcomes: Vec<Option<Result<Vec<AppendResult>>>>,
+    error: &StoreError,
+) -> Vec<Option<Result<Vec<AppendResult>>>> {
+    tracing::debug!(error = %error, "a later round of a group failed; its undecided appends go alone");
+    outcomes
+}
+
 #[async_trait]
 impl GroupWriter for PgWriter {
-    async fn write_group(&self, jobs: &[&Job]) -> Result<Vec<Result<Vec<AppendResult>>>> {
+    async fn write_group(&self, jobs: &[&Job]) -> Result<Vec<Option<Result<Vec<AppendResult>>>>> {
         let mut outcomes: Vec<Option<Result<Vec<AppendResult>>>> = (0..jobs.len()).map(|_| None).collect();
         let mut known: HashMap<String, Known> = HashMap::new();
         for j in jobs {
@@ -197,8 +207,9 @@ impl GroupWriter for PgWriter {
                 .map(|b| b.stream_id.clone())
                 .collect();
             if !unknown.is_empty() {
-                for (id, head) in self.read_heads(&unknown).await? {
-                    known.insert(id, Known::Read(head));
+                match self.read_heads(&unknown).await {
+                    Ok(heads) => heads.into_iter().for_each(|(id, head)| drop(known.insert(id, Known::Read(head)))),
+                    Err(e) => return Ok(undecided(outcomes, &e)),
                 }
             }
             // Decide each open job against its heads; chain the ones that pass.
@@ -231,7 +242,7 @@ impl GroupWriter for PgWriter {
             if cols.job.is_empty() {
                 continue;
             }
-            let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(GROUP_INSERT)
+            let rows: sqlx::Result<Vec<(String, i64, i64, i64)>> = sqlx::query_as(GROUP_INSERT)
                 .bind(&cols.guard_job)
                 .bind(&cols.guard_stream)
                 .bind(&cols.guard_prev)
@@ -248,7 +259,11 @@ impl GroupWriter for PgWriter {
                 .bind(&cols.prev_hash)
                 .bind(&cols.hash)
                 .fetch_all(&self.pool)
-                .await?;
+                .await;
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) => return Ok(undecided(outcomes, &e.into())),
+            };
             let written: HashMap<(String, i64), Position> =
                 rows.into_iter().map(|(s, v, seq, commit)| ((s, v), Position { commit, seq })).collect();
             for (i, links) in chained {
@@ -280,18 +295,19 @@ impl GroupWriter for PgWriter {
                 }
             }
         }
+        // Still beaten by other writers after every round: a conflict.
         Ok(outcomes
             .into_iter()
             .zip(jobs)
             .map(|(o, job)| {
-                o.unwrap_or_else(|| {
+                Some(o.unwrap_or_else(|| {
                     let b = &job.batches[0];
                     Err(StoreError::Conflict {
                         stream_id: b.stream_id.clone(),
                         expected: b.expected.to_string(),
                         actual: "changed concurrently".into(),
                     })
-                })
+                }))
             })
             .collect())
     }

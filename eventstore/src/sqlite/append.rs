@@ -115,16 +115,16 @@ impl SqliteWriter {
 
 #[async_trait]
 impl GroupWriter for SqliteWriter {
-    async fn write_group(&self, jobs: &[&Job]) -> Result<Vec<Result<Vec<AppendResult>>>> {
+    async fn write_group(&self, jobs: &[&Job]) -> Result<Vec<Option<Result<Vec<AppendResult>>>>> {
         if let [job] = jobs {
             if let Some(written) = self.write_alone_on_hint(job).await? {
-                return Ok(vec![Ok(written)]);
+                return Ok(vec![Some(Ok(written))]);
             }
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            outcomes.push(write_job(&mut tx, &job.batches, &self.heads).await?);
+            outcomes.push(Some(write_job(&mut tx, &job.batches, &self.heads).await?));
         }
         tx.commit().await?;
         Ok(outcomes)
