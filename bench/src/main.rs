@@ -23,6 +23,8 @@ mod subscriptions;
 mod writes;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use eventstore::testing::TestDatabase;
+use eventstore::{Database, EventStore, MasterKey, Upcasters};
 
 /// The same allocator as the `inventory-connect` binary (the server runs in this process).
 #[global_allocator]
@@ -69,6 +71,40 @@ pub enum Backend {
     Sqlite,
     Postgres,
 }
+
+/// A new database of `backend` holding a generated store (the generator of `inventory-connect
+/// demo generate`), and the generator's row for the table.
+pub async fn generated_store(
+    backend: Backend,
+    items: usize,
+    events: usize,
+    seed: u64,
+) -> Result<(TestDatabase, Database, EventStore, api::generate::Generated, String), Error> {
+    let tdb = match backend {
+        Backend::Sqlite => TestDatabase::sqlite(),
+        Backend::Postgres => TestDatabase::postgres().await.ok_or("PostgreSQL is not reachable")?,
+    };
+    let db = Database::connect(&tdb.url).await?;
+    let store = EventStore::new(&db, MasterKey::generate(), Upcasters::default());
+    let plan = api::generate::Plan {
+        items,
+        events,
+        owner_email: OWNER_EMAIL.into(),
+        owner_password: OWNER_PASSWORD.into(),
+        seed,
+    };
+    let generated = api::generate::generate(&store, &eventstore::Accounts::new(&db), &plan, |_, _| {}).await?;
+    let row = format!(
+        "| {backend:?} | generate {items} items, {} events | {:.0} events/s | | |",
+        generated.events,
+        generated.events as f64 / generated.seconds
+    );
+    Ok((tdb, db, store, generated, row))
+}
+
+/// The generated store's owner.
+pub const OWNER_EMAIL: &str = "owner@bench.test";
+pub const OWNER_PASSWORD: &str = "amber-caliber-vault-2026";
 
 /// A subcommand's options as its flags' defaults make them.
 fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {

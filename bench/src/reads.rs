@@ -7,8 +7,6 @@
 
 use crate::{latency, Backend, Error};
 use api::app::{AppState, Settings};
-use eventstore::testing::TestDatabase;
-use eventstore::{Database, EventStore, MasterKey, Upcasters};
 use projections::rows::{CustomerFilter, CustomerSortField, ListQuery, SaleFilter};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -54,26 +52,8 @@ const RAW_COUNT: &str =
     "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rm_item_counts WHERE store_id = $1 AND brand_key = 'rolex'";
 
 pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
-    let tdb = match backend {
-        Backend::Sqlite => TestDatabase::sqlite(),
-        Backend::Postgres => TestDatabase::postgres().await.ok_or("PostgreSQL is not reachable")?,
-    };
-    let db = Database::connect(&tdb.url).await?;
-    let store = EventStore::new(&db, MasterKey::generate(), Upcasters::default());
-    let plan = api::generate::Plan {
-        items: o.items,
-        events: o.events,
-        owner_email: "owner@bench.test".into(),
-        owner_password: "amber-caliber-vault-2026".into(),
-        seed: 7,
-    };
-    let generated = api::generate::generate(&store, &eventstore::Accounts::new(&db), &plan, |_, _| {}).await?;
-    let mut rows = vec![format!(
-        "| {backend:?} | generate {} items, {} events | {:.0} events/s | | |",
-        o.items,
-        generated.events,
-        generated.events as f64 / generated.seconds
-    )];
+    let (tdb, db, store, generated, row) = crate::generated_store(backend, o.items, o.events, 7).await?;
+    let mut rows = vec![row];
     let (_stop, shutdown) = watch::channel(false);
     let started = Instant::now();
     let state = AppState::start_with(db, store, shutdown.clone(), Settings::default()).await?;
@@ -84,7 +64,7 @@ pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     tokio::spawn(api::app::serve(listener, state.clone(), shutdown));
-    let token = crate::login(&url, &plan.owner_email, &plan.owner_password).await?;
+    let token = crate::login(&url, crate::OWNER_EMAIL, crate::OWNER_PASSWORD).await?;
 
     // Baseline: the SQL alone.
     let raw = raw_sql(&tdb.url, generated.store_id.as_uuid(), o.seconds).await?;

@@ -5,8 +5,7 @@
 //! upcast, nothing applied), the floor any rebuild pays.
 
 use crate::{Backend, Error};
-use eventstore::testing::TestDatabase;
-use eventstore::{Database, EventStore, MasterKey, Position, Upcasters};
+use eventstore::Position;
 use projections::{Kind, ReadDb};
 use std::time::Instant;
 
@@ -23,26 +22,8 @@ pub struct Options {
 pub const HEADER: &str = "| backend | what | events | events/s | ratio to reading the log |\n|---|---|---|---|---|";
 
 pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
-    let tdb = match backend {
-        Backend::Sqlite => TestDatabase::sqlite(),
-        Backend::Postgres => TestDatabase::postgres().await.ok_or("PostgreSQL is not reachable")?,
-    };
-    let db = Database::connect(&tdb.url).await?;
-    let store = EventStore::new(&db, MasterKey::generate(), Upcasters::default());
-    let plan = api::generate::Plan {
-        items: o.items,
-        events: o.events,
-        owner_email: "owner@bench.test".into(),
-        owner_password: "amber-caliber-vault-2026".into(),
-        seed: 11,
-    };
-    let generated = api::generate::generate(&store, &eventstore::Accounts::new(&db), &plan, |_, _| {}).await?;
-    let mut rows = vec![format!(
-        "| {backend:?} | generate {} items | {} | {:.0} | |",
-        o.items,
-        generated.events,
-        generated.events as f64 / generated.seconds
-    )];
+    let (tdb, db, store, _, row) = crate::generated_store(backend, o.items, o.events, 11).await?;
+    let mut rows = vec![row];
     // PostgreSQL readers wait for older transactions in the cluster: let the log settle.
     let total = store.count_after(Position::START).await?;
     let started = Instant::now();

@@ -204,6 +204,15 @@ impl Heads {
         map.insert(stream_id.to_owned(), head);
     }
 
+    /// After a read of a stream's events from some version with this `limit`: a read that
+    /// reached the end (fewer than `limit` events) ends at the stream's head as of the read,
+    /// the hint the next append to it is chained on (re-checked when written).
+    pub(crate) fn saw_read(&self, stream_id: &str, events: &[crate::StoredEvent], limit: usize) {
+        if let Some(last) = events.last().filter(|_| events.len() < limit) {
+            self.put(stream_id, (last.version, last.hash.clone()));
+        }
+    }
+
     pub(crate) fn forget(&self, stream_id: &str) {
         self.0.lock().expect("heads lock").remove(stream_id);
     }

@@ -263,11 +263,7 @@ impl Backend for PostgresBackend {
         .fetch_all(&self.pool)
         .await?;
         let events: Vec<StoredEvent> = rows.iter().map(row_to_event).collect::<Result<_>>()?;
-        // Read to its end: the last event is the stream's head (as of this read), the hint the
-        // next append to it is chained on (re-checked when written).
-        if let Some(last) = events.last().filter(|_| events.len() < limit) {
-            self.writer.heads.put(stream_id, (last.version, last.hash.clone()));
-        }
+        self.writer.heads.saw_read(stream_id, &events, limit);
         Ok(events)
     }
 

@@ -220,11 +220,7 @@ impl Backend for SqliteBackend {
         .fetch_all(&self.reader)
         .await?;
         let events: Vec<StoredEvent> = rows.iter().map(row_to_event).collect::<Result<_>>()?;
-        // Read to its end: the last event is the head the next append to it is chained on
-        // (re-checked when written).
-        if let Some(last) = events.last().filter(|_| events.len() < limit) {
-            self.appender.heads.put(stream_id, (last.version, last.hash.clone()));
-        }
+        self.appender.heads.saw_read(stream_id, &events, limit);
         Ok(events)
     }
 
