@@ -12,6 +12,7 @@ pub mod consent;
 mod items;
 pub mod privacy;
 pub mod readmodels;
+mod rebuild;
 pub mod rows;
 pub mod staff;
 pub mod views;
@@ -23,6 +24,8 @@ use sqlx::sqlite::SqlitePool;
 use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
+
+pub use rebuild::{rebuild, rebuild_with, REBUILD_BATCH};
 
 /// The projections this system maintains; each has its own tables and checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -528,54 +531,8 @@ impl Projections {
     }
 }
 
-/// Events a rebuild applies per transaction.
-pub const REBUILD_BATCH: usize = 2_000;
-
 /// A start-up catch-up of at least this many events refreshes its tables' statistics.
 const ANALYZE_AFTER: u64 = 1_000;
-
-/// Empties `kind` and applies the whole log to it again, reporting `(applied, total)` after
-/// each batch. Returns the events applied.
-pub async fn rebuild(db: &ReadDb, store: &EventStore, kind: Kind, mut progress: impl FnMut(u64, u64)) -> Result<u64> {
-    let total = store.count_after(Position::START).await?;
-    db.reset(kind).await?;
-    let mut runner = Runner::new(kind, db, store).await?.with_batch_size(REBUILD_BATCH);
-    // The next batch is read while this one is applied (reading and writing wait on different
-    // connections, and on SQLite on different threads).
-    let (batches, mut read) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>>>(2);
-    let reader = {
-        let (store, from) = (store.clone(), runner.checkpoint());
-        tokio::spawn(async move {
-            let (mut at, mut seen, mut idle) = (from, 0u64, 0);
-            // On PostgreSQL the newest events wait for older transactions in the cluster.
-            while seen < total && idle < 100 {
-                let batch = store.read_all(at, REBUILD_BATCH).await.map_err(ProjectionError::from);
-                if let Ok(events) = &batch {
-                    match events.last() {
-                        Some(last) => (at, seen) = (last.position, seen + events.len() as u64),
-                        None => {
-                            idle += 1;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    }
-                }
-                let failed = batch.is_err();
-                if batches.send(batch).await.is_err() || failed {
-                    return;
-                }
-            }
-        })
-    };
-    let mut done = 0u64;
-    while let Some(batch) = read.recv().await {
-        done += runner.apply_read(batch?).await? as u64;
-        progress(done, total);
-    }
-    reader.await.map_err(|_| ProjectionError::Invalid("the rebuild's log reader stopped".into()))?;
-    db.analyze(kind).await?;
-    Ok(done)
-}
 
 /// Catches every projection up once (for CLI commands that write and exit).
 pub async fn catch_up_all(db: &ReadDb, store: &EventStore) -> Result<()> {
