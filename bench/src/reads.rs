@@ -104,7 +104,7 @@ pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
     let sales = move || {
         let read = read.clone();
         async move {
-            let filter = SaleFilter { status: Some("CONFIRMED".into()), customer_id: None };
+            let filter = SaleFilter { status: Some(domain::sale::SaleStatus::Confirmed), customer_id: None };
             let q =
                 ListQuery { store_id, first: 50, after: None, filter, sort: (), descending: true, with_total: true };
             read.sales(&q).await.map(drop).map_err(Error::from)

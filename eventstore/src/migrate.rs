@@ -32,6 +32,7 @@ pub(crate) const POSTGRES: &[Migration] = migrations!("postgres":
     11 => "0011_marketing.sql",
     12 => "0012_item_indexes.sql",
     13 => "0013_customer_counts.sql",
+    14 => "0014_sale_counts.sql",
 );
 
 pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
@@ -48,6 +49,7 @@ pub(crate) const SQLITE: &[Migration] = migrations!("sqlite":
     11 => "0011_marketing.sql",
     12 => "0012_item_indexes.sql",
     13 => "0013_customer_counts.sql",
+    14 => "0014_sale_counts.sql",
 );
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

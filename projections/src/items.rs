@@ -10,7 +10,6 @@
 
 use crate::readmodels::{brand_key, count_key, upsert_set, ITEM_COLS};
 use crate::rows::ItemRow;
-use crate::views;
 use eventstore::RecordedEvent;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -18,50 +17,19 @@ use uuid::Uuid;
 /// Rows one statement reads or writes: 24 values a row stays under SQLite's 32,766 variables.
 const CHUNK: usize = 500;
 
-/// Totals moved by a batch: (store, (status, category, brand key)) → change.
-type Deltas = BTreeMap<(Uuid, CountKey), i64>;
-
 /// The group an item is counted in: (status, category, brand key).
 type CountKey = (String, String, String);
 
-/// What a batch leaves: each touched item's group before and row after, in first-touch order.
-#[derive(Default)]
-struct Folded {
-    order: Vec<Uuid>,
-    rows: HashMap<Uuid, (Option<CountKey>, Option<ItemRow>)>,
-}
-
-impl Folded {
-    /// The totals' changes: each changed item leaves its old group and joins its new one.
-    fn deltas(&self) -> Deltas {
-        let mut deltas = Deltas::new();
-        for (old, after) in self.rows.values() {
-            let Some(after) = after else { continue };
-            let new = count_key(after);
-            if old.as_ref() != Some(&new) {
-                if let Some(old) = old {
-                    *deltas.entry((after.store_id, old.clone())).or_default() -= 1;
-                }
-                *deltas.entry((after.store_id, new)).or_default() += 1;
-            }
-        }
-        deltas.retain(|_, n| *n != 0);
-        deltas
-    }
-
-    fn changed(&self) -> Vec<&ItemRow> {
-        self.order.iter().filter_map(|id| self.rows[id].1.as_ref()).collect()
-    }
-}
+/// Totals moved by a batch: (store, (status, category, brand key)) → change.
+type Deltas = BTreeMap<(Uuid, CountKey), i64>;
 
 macro_rules! items_sql {
     ($module:ident, $db:ty) => {
         pub mod $module {
             use super::*;
-            use crate::readmodels::$module::{item_row, stream_uuid};
+            use crate::batch::{touched, Folded};
+            use crate::readmodels::$module::item_row;
             use crate::ProjectionError;
-            use domain::aggregate::decode;
-            use domain::inventory::ItemEvent;
             use sqlx::{QueryBuilder, Transaction};
 
             type Db = $db;
@@ -70,32 +38,15 @@ macro_rules! items_sql {
 
             /// Applies the item events of `events` (others are ignored), in log order.
             pub async fn apply_batch(tx: &mut Tx<'_>, events: &[RecordedEvent]) -> Result<()> {
-                let mine: Vec<&RecordedEvent> = events.iter().filter(|e| e.stream_id.starts_with("item-")).collect();
+                let (ids, mine) = touched(events, "item-")?;
                 if mine.is_empty() {
                     return Ok(());
                 }
-                let mut ids = Vec::new();
-                for e in &mine {
-                    let id = stream_uuid(e)?;
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-                let mut folded = Folded { order: ids.clone(), rows: HashMap::with_capacity(ids.len()) };
-                let mut loaded = load(tx, &ids).await?;
-                for id in &ids {
-                    let before = loaded.remove(id);
-                    folded.rows.insert(*id, (before.as_ref().map(count_key), before));
-                }
-                for e in mine {
-                    let event = decode::<ItemEvent>(&e.event_type, &e.payload)
-                        .map_err(|err| ProjectionError::Corrupt { position: e.position, reason: err.to_string() })?;
-                    let slot = &mut folded.rows.get_mut(&stream_uuid(e)?).expect("loaded above").1;
-                    // The view answers `None` only for an item that does not exist yet.
-                    *slot = views::item_view(slot.take(), e, event);
-                }
+                let loaded = load(tx, &ids).await?;
+                let mut folded = Folded::new(ids, loaded, count_key);
+                folded.apply(&mine)?;
                 upsert(tx, &folded.changed()).await?;
-                count(tx, &folded.deltas()).await
+                count(tx, &folded.deltas(|r| r.store_id, count_key)).await
             }
 
             async fn load(tx: &mut Tx<'_>, ids: &[Uuid]) -> Result<HashMap<Uuid, ItemRow>> {

@@ -8,12 +8,14 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod batch;
 pub mod consent;
 mod items;
 pub mod privacy;
 pub mod readmodels;
 mod rebuild;
 pub mod rows;
+mod sales;
 pub mod staff;
 pub mod views;
 
@@ -71,7 +73,7 @@ impl Kind {
             Self::Directory => &["rm_stores", "rm_staff"],
             Self::Inventory => &["rm_inventory_items", "rm_item_counts"],
             Self::Customers => &["rm_customers", "rm_customer_counts"],
-            Self::Sales => &["rm_sales"],
+            Self::Sales => &["rm_sales", "rm_sale_counts"],
             Self::Audit => &["rm_audit", "rm_audit_memo"],
             Self::Privacy => &["rm_privacy_requests"],
             Self::Consent => &["rm_consent_facts", "rm_restrictions"],

@@ -7,7 +7,7 @@ use crate::{views, Kind, ProjectionError};
 use chrono::{DateTime, Utc};
 use domain::aggregate::decode;
 use domain::customer::CustomerEvent;
-use domain::sale::{payment_status, status_after_refund, SaleEvent, SaleStatus};
+use domain::sale::SaleEvent;
 use domain::staff::StaffEvent;
 use domain::store::StoreEvent;
 use domain::{Currency, Money};
@@ -164,8 +164,10 @@ macro_rules! read_models {
             /// Applies a batch of events in log order: the inventory folds the batch's item
             /// events in memory (see `items.rs`); the other models apply event by event.
             pub async fn apply_batch(tx: &mut Tx<'_>, kind: Kind, events: &[RecordedEvent]) -> Result<()> {
-                if kind == Kind::Inventory {
-                    return crate::items::$module::apply_batch(tx, events).await;
+                match kind {
+                    Kind::Inventory => return crate::items::$module::apply_batch(tx, events).await,
+                    Kind::Sales => return crate::sales::$module::apply_batch(tx, events).await,
+                    _ => {}
                 }
                 for e in events {
                     apply(tx, kind, e).await?;
@@ -198,7 +200,7 @@ macro_rules! read_models {
                         crate::staff::$module::apply_staff_event(tx, e, event).await?;
                     }
                     (Kind::Inventory, "item") => crate::items::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
-                    (Kind::Sales, "sale") => apply_sale(tx, e, decode::<SaleEvent>(&e.event_type, &e.payload).map_err(corrupt)?).await?,
+                    (Kind::Sales, "sale") => crate::sales::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
                     (Kind::Customers, "sale") => {
                         // Lifetime value: confirmed sales count, cancelled or returned ones no longer do.
                         let (customer, total, sign) = match decode::<SaleEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
@@ -274,14 +276,6 @@ macro_rules! read_models {
                 Ok(())
             }
 
-            /// The aggregate id of an `item-<uuid>` or `customer-<uuid>` stream.
-            pub(crate) fn stream_uuid(e: &RecordedEvent) -> Result<Uuid> {
-                e.stream_id
-                    .split_once('-')
-                    .and_then(|(_, id)| Uuid::parse_str(id).ok())
-                    .ok_or_else(|| ProjectionError::Corrupt { position: e.position, reason: "stream id without a uuid".into() })
-            }
-
             async fn load_customer(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<CustomerRow>> {
                 let row = sqlx::query(&format!("SELECT {CUSTOMER_READ_COLS} FROM rm_customers WHERE customer_id = $1"))
                     .bind(id)
@@ -324,85 +318,7 @@ macro_rules! read_models {
                 Ok(())
             }
 
-            async fn apply_sale(tx: &mut Tx<'_>, e: &RecordedEvent, event: SaleEvent) -> Result<()> {
-                let at = micros(e.recorded_at);
-                if let SaleEvent::SaleDrafted { sale_id, store_id, customer_id, lines, trade_ins, total, salesperson, .. } = &event {
-                    sqlx::query(&format!(
-                        "INSERT INTO rm_sales ({SALE_COLS}) VALUES ($1, $2, $3, 'DRAFT', NULL, $4, $5, 0, 0, $6, $7, '[]', $8, $9, 1, $10)"
-                    ))
-                    .bind(sale_id.as_uuid())
-                    .bind(store_id.as_uuid())
-                    .bind(customer_id.map(|c| c.as_uuid()))
-                    .bind(total.currency.code().to_owned())
-                    .bind(total.minor)
-                    .bind(serde_json::to_string(lines).expect("lines serialise"))
-                    .bind(serde_json::to_string(trade_ins).expect("trade-ins serialise"))
-                    .bind(e.position.seq)
-                    .bind(at)
-                    .bind(salesperson.map(|u| u.as_uuid()))
-                    .execute(&mut **tx)
-                    .await?;
-                    return Ok(());
-                }
-                let sale_id = match &event {
-                    SaleEvent::SaleDrafted { sale_id, .. }
-                    | SaleEvent::SaleConfirmed { sale_id, .. }
-                    | SaleEvent::PaymentRecorded { sale_id, .. }
-                    | SaleEvent::PaymentRefunded { sale_id, .. }
-                    | SaleEvent::SaleFulfilled { sale_id }
-                    | SaleEvent::SaleCancelled { sale_id, .. }
-                    | SaleEvent::SaleReturned { sale_id, .. } => sale_id.as_uuid(),
-                };
-                let row = sqlx::query("SELECT status, total_minor, paid_minor, refunded_minor, payments FROM rm_sales WHERE sale_id = $1")
-                    .bind(sale_id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .ok_or_else(|| ProjectionError::Corrupt { position: e.position, reason: "sale event before its draft".into() })?;
-                let status: String = row.try_get("status")?;
-                let status: SaleStatus = serde_json::from_value(serde_json::Value::String(status))
-                    .map_err(|_| ProjectionError::Invalid("stored sale status".into()))?;
-                let (total, mut paid, mut refunded): (i64, i64, i64) =
-                    (row.try_get("total_minor")?, row.try_get("paid_minor")?, row.try_get("refunded_minor")?);
-                let mut payments: Vec<serde_json::Value> =
-                    serde_json::from_str(&row.try_get::<String, _>("payments")?).unwrap_or_default();
-                let mut invoice: Option<i64> = None;
-                let new_status = match &event {
-                    SaleEvent::SaleDrafted { .. } => status,
-                    SaleEvent::SaleConfirmed { invoice_number, .. } => {
-                        invoice = Some(*invoice_number as i64);
-                        payment_status(total, paid - refunded)
-                    }
-                    SaleEvent::PaymentRecorded { amount, .. } => {
-                        paid += amount.minor;
-                        payments.extend(payment_json(&event, e.recorded_at));
-                        if status == SaleStatus::Draft { status } else { payment_status(total, paid - refunded) }
-                    }
-                    SaleEvent::PaymentRefunded { amount, .. } => {
-                        refunded += amount.minor;
-                        payments.extend(payment_json(&event, e.recorded_at));
-                        status_after_refund(status, total, paid - refunded)
-                    }
-                    SaleEvent::SaleFulfilled { .. } => SaleStatus::Fulfilled,
-                    SaleEvent::SaleCancelled { .. } => SaleStatus::Cancelled,
-                    SaleEvent::SaleReturned { .. } => SaleStatus::Returned,
-                };
-                sqlx::query(
-                    "UPDATE rm_sales SET status = $1, invoice_number = COALESCE($2, invoice_number), paid_minor = $3,
-                     refunded_minor = $4, payments = $5, updated_at = $6, version = version + 1 WHERE sale_id = $7",
-                )
-                .bind(new_status.as_str())
-                .bind(invoice)
-                .bind(paid)
-                .bind(refunded)
-                .bind(serde_json::Value::Array(payments).to_string())
-                .bind(at)
-                .bind(sale_id)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            fn sale_row(r: &R) -> Result<SaleRow> {
+            pub(crate) fn sale_row(r: &R) -> Result<SaleRow> {
                 let currency = currency(r.try_get("currency")?)?;
                 let json = |col: &str| -> Result<serde_json::Value> {
                     Ok(serde_json::from_str(&r.try_get::<String, _>(col)?).unwrap_or(serde_json::Value::Null))
@@ -411,7 +327,8 @@ macro_rules! read_models {
                     id: r.try_get("sale_id")?,
                     store_id: r.try_get("store_id")?,
                     customer_id: r.try_get("customer_id")?,
-                    status: r.try_get("status")?,
+                    status: serde_json::from_value(serde_json::Value::String(r.try_get("status")?))
+                        .map_err(|_| ProjectionError::Invalid("stored sale status".into()))?,
                     invoice_number: r.try_get("invoice_number")?,
                     total: Money::from_minor(r.try_get("total_minor")?, currency),
                     paid: Money::from_minor(r.try_get("paid_minor")?, currency),
@@ -438,7 +355,7 @@ macro_rules! read_models {
             fn sale_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<SaleFilter, ()>) {
                 qb.push(" WHERE store_id = ").push_bind(q.store_id);
                 if let Some(s) = &q.filter.status {
-                    qb.push(" AND status = ").push_bind(s.clone());
+                    qb.push(" AND status = ").push_bind(s.as_str());
                 }
                 if let Some(c) = q.filter.customer_id {
                     qb.push(" AND customer_id = ").push_bind(c);
@@ -447,12 +364,24 @@ macro_rules! read_models {
 
             pub async fn sales(pool: &Pool, q: &ListQuery<SaleFilter, ()>) -> Result<Page<SaleRow>> {
                 let filter = |qb: &mut QueryBuilder<'_, Db>| sale_filter(qb, q);
-                page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, filter, q.with_total, |r| {
+                // A customer's sales are few and indexed: counted. A store's come from the
+                // maintained totals.
+                let counted = q.with_total && q.filter.customer_id.is_some();
+                let mut page = page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, filter, counted, |r| {
                     let row = sale_row(r)?;
                     let cursor = Cursor { value: CursorValue::Int(row.created_seq), id: row.id };
                     Ok((row, cursor))
                 })
-                .await
+                .await?;
+                if q.with_total && !counted {
+                    let mut qb = QueryBuilder::<Db>::new("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rm_sale_counts WHERE store_id = ");
+                    qb.push_bind(q.store_id);
+                    if let Some(s) = &q.filter.status {
+                        qb.push(" AND status = ").push_bind(s.as_str());
+                    }
+                    page.total = Some(qb.build_query_scalar().fetch_one(pool).await?);
+                }
+                Ok(page)
             }
 
             pub(crate) fn item_row(r: &R) -> Result<ItemRow> {

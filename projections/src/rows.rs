@@ -1,6 +1,7 @@
 //! Read-model rows and query shapes, shared by both backends.
 
 use chrono::{DateTime, Utc};
+use domain::sale::SaleStatus;
 use domain::Money;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -37,7 +38,7 @@ pub struct SaleRow {
     pub id: Uuid,
     pub store_id: Uuid,
     pub customer_id: Option<Uuid>,
-    pub status: String,
+    pub status: SaleStatus,
     pub invoice_number: Option<i64>,
     pub total: Money,
     pub paid: Money,
@@ -53,7 +54,7 @@ pub struct SaleRow {
 
 #[derive(Debug, Clone, Default)]
 pub struct SaleFilter {
-    pub status: Option<String>,
+    pub status: Option<SaleStatus>,
     pub customer_id: Option<Uuid>,
 }
 

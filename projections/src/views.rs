@@ -1,16 +1,58 @@
-//! The read-model views of items and customers as pure folds over their events.
+//! The read-model views of items, customers and sales as pure folds over their events, behind
+//! one trait ([`View`]).
 //!
-//! One definition serves both readers: the projection loads the stored row, folds the next
-//! event in and writes the row back; history queries (`asOf`) fold a stream's events from
-//! nothing. So an entity's read model and its history can never disagree.
+//! One definition serves every reader: the projections load the stored rows a batch touches,
+//! fold the batch's events in and write the rows back; history queries (`asOf`) and mutation
+//! payloads fold a stream's events from nothing ([`replay`]). So an entity's read model, its
+//! history and a mutation's answer can never disagree.
 
-use crate::readmodels::{enum_str, merge};
-use crate::rows::{CustomerRow, ItemRow};
+use crate::readmodels::{enum_str, merge, payment_json};
+use crate::rows::{CustomerRow, ItemRow, SaleRow};
+use domain::aggregate::{decode, CodecError};
 use domain::customer::{ContactField, CustomerEvent};
 use domain::inventory::ItemEvent;
-use domain::Pii;
+use domain::sale::{payment_status, status_after_refund, SaleEvent, SaleStatus};
+use domain::{Money, Pii};
 use eventstore::RecordedEvent;
 use std::collections::BTreeMap;
+
+/// A read-model row that is the fold of its own stream's events.
+pub trait View: Sized {
+    /// The events of the row's stream.
+    type Event: domain::DomainEvent;
+    /// The row after `event` (recorded as `e`); `None` while the entity does not exist.
+    fn fold(row: Option<Self>, e: &RecordedEvent, event: Self::Event) -> Option<Self>;
+}
+
+impl View for ItemRow {
+    type Event = ItemEvent;
+    fn fold(row: Option<Self>, e: &RecordedEvent, event: ItemEvent) -> Option<Self> {
+        item_view(row, e, event)
+    }
+}
+
+impl View for CustomerRow {
+    type Event = CustomerEvent;
+    fn fold(row: Option<Self>, e: &RecordedEvent, event: CustomerEvent) -> Option<Self> {
+        customer_view(row, e, event)
+    }
+}
+
+impl View for SaleRow {
+    type Event = SaleEvent;
+    fn fold(row: Option<Self>, e: &RecordedEvent, event: SaleEvent) -> Option<Self> {
+        sale_view(row, e, event)
+    }
+}
+
+/// A stream's row folded from nothing over `events` (its events, in order).
+pub fn replay<'a, V: View>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Result<Option<V>, CodecError> {
+    let mut row = None;
+    for e in events {
+        row = V::fold(row, e, decode::<V::Event>(&e.event_type, &e.payload)?);
+    }
+    Ok(row)
+}
 
 /// Read models keep microsecond precision (what both databases store exactly).
 fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
@@ -230,6 +272,60 @@ pub fn customer_view(row: Option<CustomerRow>, e: &RecordedEvent, event: Custome
                 }
             }
         }
+    }
+    Some(r)
+}
+
+/// The sale after `event`: its status follows the domain's payment rules (`payment_status`,
+/// `status_after_refund`, as the sale aggregate applies them), payments and refunds are listed
+/// in the order recorded.
+pub fn sale_view(row: Option<SaleRow>, e: &RecordedEvent, event: SaleEvent) -> Option<SaleRow> {
+    let at = micros(e.recorded_at);
+    if let SaleEvent::SaleDrafted { sale_id, store_id, customer_id, lines, trade_ins, total, salesperson, .. } = event {
+        return Some(SaleRow {
+            id: sale_id.as_uuid(),
+            store_id: store_id.as_uuid(),
+            customer_id: customer_id.map(|c| c.as_uuid()),
+            status: SaleStatus::Draft,
+            invoice_number: None,
+            total,
+            paid: Money::from_minor(0, total.currency),
+            refunded: Money::from_minor(0, total.currency),
+            lines: serde_json::to_value(&lines).unwrap_or_default(),
+            trade_ins: serde_json::to_value(&trade_ins).unwrap_or_default(),
+            payments: serde_json::Value::Array(Vec::new()),
+            created_seq: e.position.seq,
+            updated_at: at,
+            version: 1,
+            salesperson: salesperson.map(|u| u.as_uuid()),
+        });
+    }
+    let mut r = row?;
+    r.updated_at = at;
+    r.version += 1;
+    let net = |r: &SaleRow| r.paid.minor - r.refunded.minor;
+    if let (Some(payment), serde_json::Value::Array(list)) = (payment_json(&event, e.recorded_at), &mut r.payments) {
+        list.push(payment);
+    }
+    match event {
+        SaleEvent::SaleDrafted { .. } => unreachable!("handled above"),
+        SaleEvent::SaleConfirmed { invoice_number, .. } => {
+            r.invoice_number = Some(invoice_number as i64);
+            r.status = payment_status(r.total.minor, net(&r));
+        }
+        SaleEvent::PaymentRecorded { amount, .. } => {
+            r.paid.minor += amount.minor;
+            if r.status != SaleStatus::Draft {
+                r.status = payment_status(r.total.minor, net(&r));
+            }
+        }
+        SaleEvent::PaymentRefunded { amount, .. } => {
+            r.refunded.minor += amount.minor;
+            r.status = status_after_refund(r.status, r.total.minor, net(&r));
+        }
+        SaleEvent::SaleFulfilled { .. } => r.status = SaleStatus::Fulfilled,
+        SaleEvent::SaleCancelled { .. } => r.status = SaleStatus::Cancelled,
+        SaleEvent::SaleReturned { .. } => r.status = SaleStatus::Returned,
     }
     Some(r)
 }

@@ -124,10 +124,8 @@ impl Sale {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    async fn status(&self) -> async_graphql::Result<SaleStatus> {
-        serde_json::from_value::<domain::sale::SaleStatus>(serde_json::Value::String(self.0.status.clone()))
-            .map(Into::into)
-            .map_err(|_| ApiError::Internal.into())
+    async fn status(&self) -> SaleStatus {
+        self.0.status.into()
     }
     /// Per-store, gap-free, never reused; set on confirmation.
     async fn invoice_number(&self) -> Option<i64> {
@@ -198,7 +196,11 @@ impl Sale {
     }
     /// What is owed back to the customer: for a RETURNED sale, what was paid net of refunds.
     async fn refund_due(&self) -> MoneyObject {
-        let net = if self.0.status == "RETURNED" { self.0.paid.minor - self.0.refunded.minor } else { 0 };
+        let net = if self.0.status == domain::sale::SaleStatus::Returned {
+            self.0.paid.minor - self.0.refunded.minor
+        } else {
+            0
+        };
         Money::from_minor(net.max(0), self.0.total.currency).into()
     }
     async fn payments(&self) -> Vec<PaymentRecord> {
@@ -261,7 +263,7 @@ impl SaleQuery {
             first: page_size(first)?,
             after: decode_cursor(sort_key, after.as_deref())?,
             filter: SaleFilter {
-                status: f.status.map(|s| domain::sale::SaleStatus::from(s).as_str().to_owned()),
+                status: f.status.map(domain::sale::SaleStatus::from),
                 customer_id: f.customer_id.as_ref().map(|c| parse_id(c, "customerId")).transpose()?,
             },
             sort: (),
