@@ -594,6 +594,7 @@ async fn termination() -> &'static str {
 async fn rebuild(read: &ReadDb, store: &EventStore, kind: Kind) -> Result<()> {
     let bar = crate::progress::Progress::new(kind.name(), 0);
     let done = projections::rebuild(read, store, kind, |done, total| bar.set(done, total)).await?;
-    bar.finish_with(done, "events rebuilt");
+    bar.finish_with(done.applied, "events rebuilt");
+    eprintln!("{}: swapped in for the live model in {} ms", kind.name(), done.swap.as_millis());
     Ok(())
 }

@@ -19,7 +19,8 @@ pub struct Options {
     events: usize,
 }
 
-pub const HEADER: &str = "| backend | what | events | events/s | ratio to reading the log |\n|---|---|---|---|---|";
+pub const HEADER: &str =
+    "| backend | what | events | events/s | ratio to reading the log | swap (writers wait) |\n|---|---|---|---|---|---|";
 
 pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
     let (tdb, db, store, _, row) = crate::generated_store(backend, o.items, o.events, 11).await?;
@@ -38,13 +39,19 @@ pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
         read += batch.len() as u64;
     }
     let floor = read as f64 / started.elapsed().as_secs_f64();
-    rows.push(format!("| {backend:?} | baseline: read the whole log | {read} | {floor:.0} | 1.00 |"));
+    rows.push(format!("| {backend:?} | baseline: read the whole log | {read} | {floor:.0} | 1.00 | |"));
     let rm = ReadDb::new(&db);
     for kind in [Kind::Inventory, Kind::Customers, Kind::Sales] {
         let started = Instant::now();
         let done = projections::rebuild(&rm, &store, kind, |_, _| {}).await?;
-        let rate = done as f64 / started.elapsed().as_secs_f64();
-        rows.push(format!("| {backend:?} | rebuild {} | {done} | {rate:.0} | {:.2} |", kind.name(), rate / floor));
+        let rate = done.applied as f64 / started.elapsed().as_secs_f64();
+        rows.push(format!(
+            "| {backend:?} | rebuild {} | {} | {rate:.0} | {:.2} | {} ms |",
+            kind.name(),
+            done.applied,
+            rate / floor,
+            done.swap.as_millis()
+        ));
     }
     drop(tdb);
     Ok(rows)

@@ -34,10 +34,18 @@ const SWAP_LOCK_TIMEOUT: &str = "5s";
 /// Swap attempts before the rebuild fails (the shadow is dropped, the live model is untouched).
 const SWAP_ATTEMPTS: u32 = 3;
 
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy)]
+pub struct Rebuilt {
+    /// Events applied to the shadow before the swap (the swap applies whatever arrived since).
+    pub applied: u64,
+    /// How long the swap held the live checkpoint (the live model's writers wait that long).
+    pub swap: Duration,
+}
+
 /// Applies the whole log to a shadow copy of `kind` and swaps it in, reporting `(applied,
-/// total)` after each batch. Returns the events applied before the swap (the swap applies
-/// whatever arrived since). Queries are served from the live model throughout.
-pub async fn rebuild(db: &ReadDb, store: &EventStore, kind: Kind, progress: impl FnMut(u64, u64)) -> Result<u64> {
+/// total)` after each batch. Queries are served from the live model throughout.
+pub async fn rebuild(db: &ReadDb, store: &EventStore, kind: Kind, progress: impl FnMut(u64, u64)) -> Result<Rebuilt> {
     rebuild_with(db, store, kind, REBUILD_BATCH, progress, std::future::ready(())).await
 }
 
@@ -50,9 +58,9 @@ pub async fn rebuild_with(
     batch: usize,
     mut progress: impl FnMut(u64, u64),
     before_swap: impl std::future::Future<Output = ()>,
-) -> Result<u64> {
+) -> Result<Rebuilt> {
     let shadow = Shadow::create(db, kind).await?;
-    let result: Result<u64> = async {
+    let result: Result<Rebuilt> = async {
         let mut runner = Runner::new(kind, &shadow.db(), store).await?.with_batch_size(batch);
         let done = fill(&mut runner, store, batch, &mut progress).await?;
         // What arrived while filling, outside the swap's lock, so the swap has little to do.
@@ -60,20 +68,20 @@ pub async fn rebuild_with(
         shadow.db().analyze(kind).await?;
         before_swap.await;
         let mut attempt = 1;
-        loop {
+        let swapped = loop {
+            let started = Instant::now();
             match shadow.swap(db, store, kind).await {
+                Ok(()) => break started.elapsed(),
                 Err(ProjectionError::Database(e)) if attempt < SWAP_ATTEMPTS => {
                     tracing::warn!(projection = kind.name(), attempt, error = %e, "rebuild swap failed; retrying");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                other => {
-                    other?;
-                    break;
-                }
+                Err(e) => return Err(e),
             }
-        }
-        Ok(done)
+        };
+        tracing::info!(projection = kind.name(), swap_ms = swapped.as_millis() as u64, "rebuilt model swapped in");
+        Ok(Rebuilt { applied: done, swap: swapped })
     }
     .await;
     shadow.drop(db).await;

@@ -133,7 +133,8 @@ async fn readers_see_the_whole_model_while_it_is_rebuilt_and_written_to(tdb: &Te
         })
     };
 
-    let applied = projections::rebuild_with(&read, &store, Kind::Inventory, 3, |_, _| {}, async {}).await.unwrap();
+    let applied =
+        projections::rebuild_with(&read, &store, Kind::Inventory, 3, |_, _| {}, async {}).await.unwrap().applied;
     assert!(applied >= 120, "the rebuild applied the log ({applied} events)");
     // Readers keep going a moment after the swap, then stop.
     tokio::time::sleep(Duration::from_millis(50)).await;

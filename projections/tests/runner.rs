@@ -200,6 +200,49 @@ async fn racing_runners_never_apply_an_event_twice(tdb: &TestDatabase) {
     assert_applied_exactly_once(&w).await;
 }
 
+async fn batches_with_nothing_for_a_model_store_no_checkpoint_on_sqlite_and_lose_nothing(tdb: &TestDatabase) {
+    let w = world(tdb).await;
+    let ctx = CommandContext::system(StoreId::from_uuid(w.store_id), "test");
+    let sqlite = matches!(w.read, ReadDb::Sqlite { .. });
+    // The world ends with customers' events: nothing for the inventory.
+    let mut a = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap().with_batch_size(1);
+    until_head(&mut a, w.head).await;
+    let stored = w.read.checkpoint(Kind::Inventory).await.unwrap();
+    if sqlite {
+        assert!(stored < a.checkpoint(), "the customers' events were not stored for the inventory");
+    } else {
+        assert_eq!(stored, a.checkpoint(), "PostgreSQL stores every batch (other servers follow it)");
+    }
+    // Another runner from the stored checkpoint: it re-reads those events (nothing to apply)
+    // and takes a price change; `a`, ahead in memory of the stored checkpoint it last wrote,
+    // finds it moved and follows it. Nothing is applied twice.
+    let mut b = Runner::new(Kind::Inventory, &w.read, &w.store).await.unwrap().with_batch_size(2);
+    let (item, events) = w.items[0];
+    let change = ItemCommand::ChangePrice(ChangeItemPrice {
+        asking_price: Money::parse("x", "777.00", "USD").unwrap(),
+        floor_price: None,
+        reason: None,
+    });
+    let head = execute::<InventoryItem>(&w.store, &ctx, &item.stream_id(), &change).await.unwrap().position.unwrap();
+    until_head(&mut b, head).await;
+    assert_eq!(w.read.checkpoint(Kind::Inventory).await.unwrap(), head);
+    until_head(&mut a, head).await;
+    let row = w.read.item(w.store_id, item.as_uuid()).await.unwrap().unwrap();
+    assert_eq!((row.version as u64, row.asking_price.minor), (events + 1, 77_700));
+    // A customer's change again moves `b` in memory only; `flush` stores it.
+    let log = w.store.read_all(Position::START, 1000).await.unwrap();
+    let stream = &log.iter().find(|e| e.stream_id.starts_with("customer-")).expect("the world has customers").stream_id;
+    let customer = uuid::Uuid::parse_str(&stream["customer-".len()..]).unwrap();
+    let update = CustomerCommand::Update(UpdateCustomer { notes: Some("prefers steel".into()), ..Default::default() });
+    let cid = CustomerId::from_uuid(customer);
+    let head = execute::<Customer>(&w.store, &ctx, &cid.stream_id(), &update).await.unwrap().position.unwrap();
+    until_head(&mut b, head).await;
+    assert_eq!(w.read.checkpoint(Kind::Inventory).await.unwrap() < head, sqlite);
+    b.flush().await.unwrap();
+    assert_eq!(w.read.checkpoint(Kind::Inventory).await.unwrap(), head);
+    assert_eq!(b.checkpoint(), head);
+}
+
 async fn customer_read_model_follows_updates_and_clears(tdb: &TestDatabase) {
     let w = world(tdb).await;
     let mut r = Runner::new(Kind::Customers, &w.read, &w.store).await.unwrap();
@@ -414,7 +457,7 @@ async fn a_rebuild_applies_the_whole_log_and_refreshes_planner_statistics(tdb: &
     until_head(&mut r, w.head).await;
     let before = w.read.dump(Kind::Customers).await.unwrap();
     let total = w.store.count_after(Position::START).await.unwrap();
-    let done = projections::rebuild(&w.read, &w.store, Kind::Customers, |_, _| {}).await.unwrap();
+    let done = projections::rebuild(&w.read, &w.store, Kind::Customers, |_, _| {}).await.unwrap().applied;
     assert_eq!(done, total, "every event of the log went through the rebuild");
     assert_eq!(w.read.dump(Kind::Customers).await.unwrap(), before);
     if let projections::ReadDb::Postgres(pool) = &w.read {
@@ -438,6 +481,7 @@ eventstore::backend_contract!(
     maintained_item_totals_equal_the_matching_rows_under_every_filter,
     a_runner_killed_between_and_inside_batches_applies_every_event_once,
     racing_runners_never_apply_an_event_twice,
+    batches_with_nothing_for_a_model_store_no_checkpoint_on_sqlite_and_lose_nothing,
     customer_read_model_follows_updates_and_clears,
     every_stored_row_equals_the_fold_of_its_stream,
     batch_reads_return_every_requested_row_and_only_the_callers_store,
