@@ -9,7 +9,11 @@ use crate::ProjectionError;
 use domain::Currency;
 use eventstore::RecordedEvent;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use uuid::Uuid;
+
+/// Rows one statement writes: 20 values a row stays under SQLite's 32,766 variables.
+const CHUNK: usize = 500;
 
 /// One audit entry as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,58 +227,95 @@ macro_rules! audit_sql {
             type Pool = sqlx::Pool<Db>;
             type Result<T> = std::result::Result<T, ProjectionError>;
 
-            pub async fn apply(tx: &mut Transaction<'_, Db>, e: &RecordedEvent) -> Result<()> {
-                let memo_rows: Vec<(String, String)> =
-                    sqlx::query_as("SELECT memo_key, value FROM rm_audit_memo WHERE stream_id = $1")
-                        .bind(&e.stream_id)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                let mut memo = Memo::default();
-                for (k, v) in memo_rows {
-                    match k.as_str() {
-                        "label" => memo.label = Some(v),
-                        "price" => memo.price = Some(v),
-                        _ => {}
+            /// Applies a batch: the memos of every stream it touches are loaded in one query,
+            /// the entries folded in memory in log order (each from its stream's memo as the
+            /// events before it left it), then written with multi-row statements. The same rows
+            /// and memos as applying the events one by one (`tests/models.rs` compares them).
+            pub async fn apply_batch(tx: &mut Transaction<'_, Db>, events: &[RecordedEvent]) -> Result<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let mut streams: Vec<&str> = Vec::new();
+                let mut memos: HashMap<&str, Memo> = HashMap::new();
+                for e in events {
+                    if !memos.contains_key(e.stream_id.as_str()) {
+                        memos.insert(&e.stream_id, Memo::default());
+                        streams.push(&e.stream_id);
                     }
                 }
-                let (r, next) = entry(e, &memo);
-                let mut qb = QueryBuilder::<Db>::new(format!("INSERT INTO rm_audit ({COLS}) "));
-                qb.push_values(std::iter::once(&r), |mut b, r| {
-                    b.push_bind(r.event_id)
-                        .push_bind(r.store_id)
-                        .push_bind(r.commit_pos)
-                        .push_bind(r.seq_pos)
-                        .push_bind(r.recorded_at)
-                        .push_bind(r.actor_kind.clone())
-                        .push_bind(r.actor_id)
-                        .push_bind(r.actor_role.clone())
-                        .push_bind(r.event_type.clone())
-                        .push_bind(r.entity_type.clone())
-                        .push_bind(r.entity_id.clone())
-                        .push_bind(r.entity_label.clone())
-                        .push_bind(r.stream_id.clone())
-                        .push_bind(r.stream_version)
-                        .push_bind(r.reason.clone())
-                        .push_bind(r.correlation_id)
-                        .push_bind(r.causation_id)
-                        .push_bind(r.request_id)
-                        .push_bind(r.summary.clone())
-                        .push_bind(r.changes.to_string());
-                });
-                qb.push(" ON CONFLICT (event_id) DO NOTHING");
-                qb.build().execute(&mut **tx).await?;
-                for (k, v) in [("label", next.label), ("price", next.price)] {
-                    if let Some(v) = v {
-                        sqlx::query(
-                            "INSERT INTO rm_audit_memo (stream_id, memo_key, value) VALUES ($1, $2, $3)
-                             ON CONFLICT (stream_id, memo_key) DO UPDATE SET value = excluded.value",
-                        )
-                        .bind(&e.stream_id)
-                        .bind(k)
-                        .bind(v)
-                        .execute(&mut **tx)
-                        .await?;
+                for chunk in streams.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "SELECT stream_id, memo_key, value FROM rm_audit_memo WHERE stream_id IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for s in chunk {
+                        list.push_bind(*s);
                     }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        let (stream, key, value): (String, String, String) =
+                            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                        if let Some(memo) = memos.get_mut(stream.as_str()) {
+                            match key.as_str() {
+                                "label" => memo.label = Some(value),
+                                "price" => memo.price = Some(value),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                let mut rows = Vec::with_capacity(events.len());
+                for e in events {
+                    let memo = memos.get_mut(e.stream_id.as_str()).expect("every stream has a memo");
+                    let (row, next) = entry(e, memo);
+                    // A stored memo value is only ever replaced, never cleared.
+                    memo.label = next.label.or(memo.label.take());
+                    memo.price = next.price.or(memo.price.take());
+                    rows.push(row);
+                }
+                for chunk in rows.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<Db>::new(format!("INSERT INTO rm_audit ({COLS}) "));
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.event_id)
+                            .push_bind(r.store_id)
+                            .push_bind(r.commit_pos)
+                            .push_bind(r.seq_pos)
+                            .push_bind(r.recorded_at)
+                            .push_bind(r.actor_kind.clone())
+                            .push_bind(r.actor_id)
+                            .push_bind(r.actor_role.clone())
+                            .push_bind(r.event_type.clone())
+                            .push_bind(r.entity_type.clone())
+                            .push_bind(r.entity_id.clone())
+                            .push_bind(r.entity_label.clone())
+                            .push_bind(r.stream_id.clone())
+                            .push_bind(r.stream_version)
+                            .push_bind(r.reason.clone())
+                            .push_bind(r.correlation_id)
+                            .push_bind(r.causation_id)
+                            .push_bind(r.request_id)
+                            .push_bind(r.summary.clone())
+                            .push_bind(r.changes.to_string());
+                    });
+                    qb.push(" ON CONFLICT (event_id) DO NOTHING");
+                    qb.build().execute(&mut **tx).await?;
+                }
+                let memo_rows: Vec<(&str, &str, &String)> = streams
+                    .iter()
+                    .flat_map(|s| {
+                        let m = &memos[s];
+                        [("label", &m.label), ("price", &m.price)]
+                            .into_iter()
+                            .filter_map(move |(k, v)| v.as_ref().map(|v| (*s, k, v)))
+                    })
+                    .collect();
+                for chunk in memo_rows.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<Db>::new("INSERT INTO rm_audit_memo (stream_id, memo_key, value) ");
+                    qb.push_values(chunk, |mut b, (s, k, v)| {
+                        b.push_bind(*s).push_bind(*k).push_bind((*v).clone());
+                    });
+                    qb.push(" ON CONFLICT (stream_id, memo_key) DO UPDATE SET value = excluded.value");
+                    qb.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }

@@ -173,6 +173,7 @@ macro_rules! read_models {
                 match kind {
                     Kind::Inventory => return crate::items::$module::apply_batch(tx, events).await,
                     Kind::Sales => return crate::sales::$module::apply_batch(tx, events).await,
+                    Kind::Audit => return crate::audit::$module::apply_batch(tx, events).await,
                     _ => {}
                 }
                 for e in events {
@@ -277,7 +278,7 @@ macro_rules! read_models {
                                 .await?;
                         }
                     }
-                    (Kind::Audit, _) => crate::audit::$module::apply(tx, e).await?,
+                    (Kind::Audit, _) => crate::audit::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
                     (Kind::Privacy, "privacy_request") => crate::privacy::$module::apply(tx, e).await?,
                     (Kind::Consent, kind @ ("consent" | "restriction")) => crate::consent::$module::apply(tx, e, kind).await?,
                     _ => {}
@@ -678,7 +679,12 @@ macro_rules! read_models {
                     Kind::Audit => {
                         for r in sqlx::query(&format!("SELECT {} FROM rm_audit ORDER BY event_id", crate::audit::COLS)).fetch_all(pool).await? {
                             let (id, summary, changes): (Uuid, String, String) = (r.try_get("event_id")?, r.try_get("summary")?, r.try_get("changes")?);
-                            out.push(format!("{id} {summary} {changes}"));
+                            let label: Option<String> = r.try_get("entity_label")?;
+                            out.push(format!("{id} {summary} {changes} {label:?}"));
+                        }
+                        for r in sqlx::query("SELECT stream_id, memo_key, value FROM rm_audit_memo ORDER BY stream_id, memo_key").fetch_all(pool).await? {
+                            let (s, k, v): (String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                            out.push(format!("memo {s} {k} {v}"));
                         }
                     }
                     Kind::Consent => {

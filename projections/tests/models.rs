@@ -237,6 +237,36 @@ async fn every_read_model_equals_a_fresh_rebuild_for_random_histories(tdb: &Test
     }
     assert!(statuses.len() >= 5, "the histories reach only {statuses:?}");
 
+    // The audit trail is the fold of `audit::entry` over the log, stream by stream, as plain
+    // code computes it here: no batching, no memo table.
+    let mut log = Vec::new();
+    loop {
+        let next = store
+            .read_all(log.last().map_or(Position::START, |e: &eventstore::RecordedEvent| e.position), 1000)
+            .await
+            .unwrap();
+        if next.is_empty() {
+            break;
+        }
+        log.extend(next);
+    }
+    let mut memos = std::collections::HashMap::<String, projections::audit::Memo>::new();
+    let mut expected = Vec::new();
+    for e in &log {
+        let memo = memos.entry(e.stream_id.clone()).or_default();
+        let (row, next) = projections::audit::entry(e, memo);
+        *memo = next;
+        expected.push(format!("{} {} {} {:?}", row.event_id, row.summary, row.changes, row.entity_label));
+    }
+    expected.sort();
+    let audit = Kind::ALL.iter().position(|k| *k == Kind::Audit).unwrap();
+    let entries: Vec<&String> = maintained[audit].iter().filter(|l| !l.starts_with("memo ")).collect();
+    assert_eq!(entries.len(), expected.len(), "one audit entry per event");
+    for (got, want) in entries.iter().zip(&expected) {
+        assert_eq!(*got, want);
+    }
+    assert!(expected.iter().any(|l| l.contains(" USD → ")), "the histories change prices after a first one");
+
     // Rebuilt from the log in large batches: every model the same.
     for (kind, expected) in Kind::ALL.into_iter().zip(&maintained) {
         assert!(
