@@ -217,7 +217,11 @@ pub(crate) async fn an_auditor_saves_a_head_and_proves_inclusion_and_growth_inde
         .iter()
         .map(|e| e["node"]["treeSize"].as_u64().unwrap())
         .collect();
-    assert_eq!(&sizes[..2], &[n, m], "{r}");
+    // (On PostgreSQL one seal may sign an intermediate head first: a seal stops below the
+    // oldest running transaction, and `sealLedgerHead` seals until it has everything.)
+    assert_eq!(sizes[0], n, "{r}");
+    assert!(sizes.contains(&m), "{r}");
+    assert!(sizes.windows(2).all(|w| w[0] > w[1]), "{r}");
     // Unknown events and sizes are not found; sales staff may not ask.
     let r = app.gql(Some(&auditor), PROOF, json!({"e": uuid::Uuid::now_v7().to_string(), "n": n})).await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND", "{r}");

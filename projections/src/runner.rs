@@ -1,0 +1,322 @@
+//! Runners: each follows the log for one projection from its checkpoint, applying batches in
+//! transactions that move the checkpoint by compare-and-set; on PostgreSQL only the holder of
+//! a projection's lease applies. `Projections` starts and watches them for the server.
+
+use crate::{readmodels, Kind, ProjectionError, ReadDb, Result};
+use eventstore::{EventStore, Position, RecordedEvent};
+use sqlx::postgres::PgPool;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Follows the log for one projection.
+pub struct Runner {
+    kind: Kind,
+    db: ReadDb,
+    store: EventStore,
+    /// Every event up to here is applied.
+    checkpoint: Position,
+    /// The checkpoint as stored. Behind `checkpoint` only on SQLite, by batches with nothing
+    /// for this model (see `apply_read`).
+    stored: Position,
+    /// When `stored` was last brought up to `checkpoint`.
+    flushed: tokio::time::Instant,
+    batch: usize,
+    progress: watch::Sender<Position>,
+    leading: watch::Sender<bool>,
+    /// Test hook: fail after applying this many events of the next batch. Compiled only with
+    /// the `testing` feature, never into the release binary.
+    #[cfg(any(test, feature = "testing"))]
+    pub fail_after: Option<usize>,
+}
+
+/// Advisory-lock key of a projection's lease (per database: PostgreSQL scopes advisory locks
+/// to the current database).
+fn lease_key(kind: Kind) -> i64 {
+    0x1c_0000_0000 + Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as i64
+}
+
+/// Tries to take the lease of `kind` on a connection of its own: held while the connection
+/// lives, released by PostgreSQL when the session ends (a crashed leader frees it). The
+/// connection is detached from the pool so the lock can never linger in a pooled session.
+async fn try_lease(pool: &PgPool, kind: Kind) -> Result<Option<sqlx::PgConnection>> {
+    let mut conn = pool.acquire().await?.detach();
+    let got: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(lease_key(kind)).fetch_one(&mut conn).await?;
+    Ok(got.then_some(conn))
+}
+
+impl Runner {
+    pub async fn new(kind: Kind, db: &ReadDb, store: &EventStore) -> Result<Self> {
+        let checkpoint = with_writer!(db, m, pool => m::ensure_checkpoint(pool, kind.name()).await)?;
+        Ok(Self {
+            kind,
+            db: db.clone(),
+            store: store.clone(),
+            checkpoint,
+            stored: checkpoint,
+            flushed: tokio::time::Instant::now(),
+            batch: LIVE_BATCH,
+            progress: watch::channel(checkpoint).0,
+            leading: watch::channel(false).0,
+            #[cfg(any(test, feature = "testing"))]
+            fail_after: None,
+        })
+    }
+
+    pub fn with_batch_size(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn checkpoint(&self) -> Position {
+        self.checkpoint
+    }
+
+    pub fn progress(&self) -> watch::Receiver<Position> {
+        self.progress.subscribe()
+    }
+
+    /// Whether this runner currently holds its projection's lease (always, on SQLite).
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.leading.subscribe()
+    }
+
+    /// Applies the next batch. Returns how many events it applied (0: caught up, or another
+    /// runner had moved the checkpoint, which is then reloaded).
+    #[tracing::instrument(skip_all, fields(projection = self.kind.name(), from = %self.checkpoint), err)]
+    pub async fn run_batch(&mut self) -> Result<usize> {
+        let events = self.store.read_all(self.checkpoint, self.batch).await?;
+        self.apply_read(events).await
+    }
+
+    /// Applies `events`, read from the log right after this runner's checkpoint (as
+    /// `run_batch` reads them). Same outcome as `run_batch`.
+    ///
+    /// On SQLite (one server, and one writer that the appends share) a batch with nothing for
+    /// this model moves the checkpoint in memory only: no write transaction for the events of
+    /// other models, which on a dashboard's writes spared five of seven projection commits per
+    /// append. The next batch that writes claims the whole range from the stored checkpoint by
+    /// compare-and-set, as always (what lies between changes nothing here), and an idle runner
+    /// stores its checkpoint within `FLUSH_EVERY`. On PostgreSQL other servers follow the
+    /// stored checkpoint (their `minPosition` waits), so every batch stores it.
+    pub async fn apply_read(&mut self, events: Vec<RecordedEvent>) -> Result<usize> {
+        let Some(last) = events.last() else { return Ok(0) };
+        let (from, to, kind) = (self.stored, last.position, self.kind);
+        if matches!(self.db, ReadDb::Sqlite { .. }) && !events.iter().any(|e| kind.cares_about(e)) {
+            self.checkpoint = to;
+            self.progress.send_replace(to);
+            return Ok(events.len());
+        }
+        #[cfg(any(test, feature = "testing"))]
+        let fail_after = self.fail_after.take();
+        let moved = with_writer!(&self.db, m, pool => {
+            let mut tx = m::begin(pool).await?;
+            // Claim the range first: a racing runner blocks here, then finds the row moved.
+            if m::advance(&mut tx, kind.name(), from, to).await? {
+                #[cfg(any(test, feature = "testing"))]
+                if let Some(n) = fail_after {
+                    m::apply_batch(&mut tx, kind, &events[..n.min(events.len())]).await?;
+                    return Err(ProjectionError::Injected);
+                }
+                m::apply_batch(&mut tx, kind, &events).await?;
+                tx.commit().await?;
+                true
+            } else {
+                false
+            }
+        });
+        if !moved {
+            self.checkpoint = self.db.checkpoint(kind).await?;
+            self.stored = self.checkpoint;
+            self.progress.send_replace(self.checkpoint);
+            return Ok(0);
+        }
+        (self.checkpoint, self.stored, self.flushed) = (to, to, tokio::time::Instant::now());
+        self.progress.send_replace(to);
+        Ok(events.len())
+    }
+
+    /// Stores the checkpoint if batches with nothing for this model moved it in memory only.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.stored == self.checkpoint {
+            return Ok(());
+        }
+        let (from, to, kind) = (self.stored, self.checkpoint, self.kind);
+        let moved = with_writer!(&self.db, m, pool => {
+            let mut tx = m::begin(pool).await?;
+            let moved = m::advance(&mut tx, kind.name(), from, to).await?;
+            tx.commit().await?;
+            moved
+        });
+        if moved {
+            (self.stored, self.flushed) = (to, tokio::time::Instant::now());
+        } else {
+            // Another runner moved it: follow the stored one.
+            self.checkpoint = self.db.checkpoint(kind).await?;
+            self.stored = self.checkpoint;
+            self.progress.send_replace(self.checkpoint);
+        }
+        Ok(())
+    }
+
+    /// Applies batches until the log has nothing more to give right now.
+    pub async fn catch_up(&mut self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.run_batch().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
+    }
+
+    /// Runs until `shutdown` turns true. On PostgreSQL only the holder of the projection's
+    /// lease applies events; the others follow the stored checkpoint (so `minPosition` waits work
+    /// on every server) and try for the lease every few seconds. On SQLite (one server) it always
+    /// leads. Either way the compare-and-set checkpoint keeps application exactly-once.
+    /// Wakes on appends and polls every 250 ms regardless (a lost notification, or events held
+    /// back by an older transaction, only delays).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut wake = self.store.wakeups();
+        let mut failures = 0u32;
+        let mut lease: Option<sqlx::PgConnection> = None;
+        let mut next_try = tokio::time::Instant::now();
+        while !*shutdown.borrow() {
+            if let ReadDb::Postgres(pool) = &self.db {
+                if lease.is_none() && tokio::time::Instant::now() >= next_try {
+                    lease = try_lease(pool, self.kind).await.unwrap_or_else(|e| {
+                        tracing::warn!(projection = self.kind.name(), error = %e, "cannot try for the projection lease");
+                        None
+                    });
+                    next_try = tokio::time::Instant::now() + Duration::from_secs(2);
+                    self.leading.send_replace(lease.is_some());
+                }
+                if lease.is_none() {
+                    if let Ok(at) = self.db.checkpoint(self.kind).await {
+                        self.checkpoint = at;
+                        self.progress.send_replace(at);
+                    }
+                    tokio::select! {
+                        _ = wake.changed() => {}
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    }
+                    continue;
+                }
+            } else {
+                self.leading.send_replace(true);
+            }
+            let caught_up = match self.catch_up().await {
+                Ok(_) if self.flushed.elapsed() >= FLUSH_EVERY => self.flush().await,
+                other => other.map(drop),
+            };
+            match caught_up {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(projection = self.kind.name(), error = %e, "projection batch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+        if let Err(e) = self.flush().await {
+            tracing::warn!(projection = self.kind.name(), error = %e, "cannot store the checkpoint at shutdown");
+        }
+        // Dropping the lease connection ends its session and frees the lease at once.
+        drop(lease);
+    }
+}
+
+/// The running projections of this process.
+#[derive(Clone)]
+pub struct Projections {
+    progress: Vec<(Kind, watch::Receiver<Position>)>,
+    leading: Vec<(Kind, watch::Receiver<bool>)>,
+}
+
+impl Projections {
+    /// Catches every projection up, then runs them in the background until `shutdown`.
+    pub async fn start(db: &ReadDb, store: &EventStore, shutdown: watch::Receiver<bool>) -> Result<Self> {
+        let (mut progress, mut leading) = (Vec::new(), Vec::new());
+        for kind in Kind::ALL {
+            // Start from a caught-up state whoever leads (the checkpoint CAS keeps it exact), in
+            // a rebuild's batch size: nothing is served yet, so long transactions hold no one up.
+            let mut runner = Runner::new(kind, db, store).await?.with_batch_size(crate::REBUILD_BATCH);
+            if runner.catch_up().await? >= ANALYZE_AFTER {
+                db.analyze(kind).await?;
+            }
+            runner.batch = LIVE_BATCH;
+            progress.push((kind, runner.progress()));
+            leading.push((kind, runner.leading()));
+            tokio::spawn(runner.run(shutdown.clone()));
+        }
+        Ok(Self { progress, leading })
+    }
+
+    /// Current checkpoint of every projection.
+    pub fn status(&self) -> Vec<(Kind, Position)> {
+        self.progress.iter().map(|(k, rx)| (*k, *rx.borrow())).collect()
+    }
+
+    /// Which projections this process currently leads.
+    pub fn leading(&self) -> Vec<(Kind, bool)> {
+        self.leading.iter().map(|(k, rx)| (*k, *rx.borrow())).collect()
+    }
+
+    /// Waits until every projection has applied the event at `position`.
+    pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<()> {
+        let wait_all = async {
+            for (_, rx) in &self.progress {
+                let mut rx = rx.clone();
+                if rx.wait_for(|p| *p >= position).await.is_err() {
+                    return Err(ProjectionError::ConsistencyTimeout);
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(timeout, wait_all).await.map_err(|_| ProjectionError::ConsistencyTimeout)?
+    }
+}
+
+/// Events a running projection applies per transaction.
+const LIVE_BATCH: usize = 500;
+
+/// An idle runner stores a checkpoint that batches for other models moved in memory at most
+/// this long after (SQLite; see `Runner::apply_read`).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// A start-up catch-up of at least this many events refreshes its tables' statistics.
+const ANALYZE_AFTER: u64 = 1_000;
+
+/// Catches every projection up once (for CLI commands that write and exit).
+pub async fn catch_up_all(db: &ReadDb, store: &EventStore) -> Result<()> {
+    for kind in Kind::ALL {
+        let mut runner = Runner::new(kind, db, store).await?;
+        // On PostgreSQL a transaction open anywhere in the cluster holds newer events back from
+        // readers for a moment: keep going until everything committed has been applied.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            runner.catch_up().await?;
+            if store.count_after(runner.checkpoint()).await? == 0 {
+                runner.flush().await?;
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ProjectionError::ConsistencyTimeout);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    Ok(())
+}
