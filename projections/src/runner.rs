@@ -250,13 +250,13 @@ impl Projections {
     pub async fn start(db: &ReadDb, store: &EventStore, shutdown: watch::Receiver<bool>) -> Result<Self> {
         let (mut progress, mut leading) = (Vec::new(), Vec::new());
         for kind in Kind::ALL {
-            // Start from a caught-up state whoever leads (the checkpoint CAS keeps it exact), in
-            // a rebuild's batch size: nothing is served yet, so long transactions hold no one up.
-            let mut runner = Runner::new(kind, db, store).await?.with_batch_size(crate::REBUILD_BATCH);
+            // Start from a caught-up state whoever leads (the checkpoint CAS keeps it exact).
+            // In the live batch size: catching 913k events up in batches of 2,000 was 26% faster
+            // but left the server 24 MB (SQLite) to 65 MB (PostgreSQL) larger under load.
+            let mut runner = Runner::new(kind, db, store).await?;
             if runner.catch_up().await? >= ANALYZE_AFTER {
                 db.analyze(kind).await?;
             }
-            runner.batch = LIVE_BATCH;
             progress.push((kind, runner.progress()));
             leading.push((kind, runner.leading()));
             tokio::spawn(runner.run(shutdown.clone()));
