@@ -61,6 +61,12 @@ pub enum Command {
         /// Hours after login at which a session ends, however active.
         #[arg(long, env = "IC_SESSION_LIFETIME_HOURS", default_value_t = 8)]
         session_lifetime_hours: u32,
+        /// Milliseconds this server may reuse a token's session check (0: every request is
+        /// checked; at most 60000).
+        /// Revocations through this server take effect at once; through another server or the
+        /// CLI, within this time.
+        #[arg(long, env = "IC_SESSION_CACHE_MS", default_value_t = 1000)]
+        session_cache_ms: u64,
         /// A reverse proxy whose `X-Forwarded-For` header names the client (repeatable; env:
         /// comma-separated). Without it, the peer address is the client's.
         #[arg(long = "trusted-proxy", env = "IC_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -385,6 +391,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             demo,
             session_idle_minutes,
             session_lifetime_hours,
+            session_cache_ms,
             trusted_proxies,
             max_mutations,
             public_introspection,
@@ -423,6 +430,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 sessions: crate::sessions::SessionSettings {
                     idle: chrono::Duration::minutes(i64::from(*session_idle_minutes).max(1)),
                     lifetime: chrono::Duration::hours(i64::from(*session_lifetime_hours).max(1)),
+                    reuse: Duration::from_millis((*session_cache_ms).min(60_000)),
                 },
                 trusted_proxies: trusted_proxies.clone(),
                 max_mutations: (*max_mutations).max(1),

@@ -343,6 +343,12 @@ impl Accounts {
         self.revocations.subscribe()
     }
 
+    /// How many revocations this handle (and its clones) has made: a value remembered with
+    /// something derived from a session is stale once this has moved.
+    pub fn revocation_count(&self) -> u64 {
+        *self.revocations.borrow()
+    }
+
     fn revoked(&self) {
         self.revocations.send_modify(|n| *n = n.wrapping_add(1));
     }

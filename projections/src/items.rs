@@ -11,7 +11,7 @@
 use crate::readmodels::{brand_key, count_key, upsert_set, ITEM_COLS};
 use crate::rows::ItemRow;
 use eventstore::RecordedEvent;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Rows one statement reads or writes: 24 values a row stays under SQLite's 32,766 variables.
@@ -28,7 +28,7 @@ macro_rules! items_sql {
         pub mod $module {
             use super::*;
             use crate::batch::{touched, Folded};
-            use crate::readmodels::$module::item_row;
+            use crate::readmodels::$module::{load_rows, item_row};
             use crate::ProjectionError;
             use sqlx::{QueryBuilder, Transaction};
 
@@ -42,28 +42,11 @@ macro_rules! items_sql {
                 if mine.is_empty() {
                     return Ok(());
                 }
-                let loaded = load(tx, &ids).await?;
+                let loaded = load_rows(tx, "rm_inventory_items", ITEM_COLS, "item_id", &ids, item_row, |r| r.id).await?;
                 let mut folded = Folded::new(ids, loaded, count_key);
                 folded.apply(&mine)?;
                 upsert(tx, &folded.changed()).await?;
                 count(tx, &folded.deltas(|r| r.store_id, count_key)).await
-            }
-
-            async fn load(tx: &mut Tx<'_>, ids: &[Uuid]) -> Result<HashMap<Uuid, ItemRow>> {
-                let mut out = HashMap::with_capacity(ids.len());
-                for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<Db>::new(format!("SELECT {ITEM_COLS} FROM rm_inventory_items WHERE item_id IN ("));
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(")");
-                    for r in qb.build().fetch_all(&mut **tx).await? {
-                        let row = item_row(&r)?;
-                        out.insert(row.id, row);
-                    }
-                }
-                Ok(out)
             }
 
             async fn upsert(tx: &mut Tx<'_>, rows: &[&ItemRow]) -> Result<()> {

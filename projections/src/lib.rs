@@ -10,6 +10,7 @@
 pub mod audit;
 mod batch;
 pub mod consent;
+mod customers;
 mod items;
 pub mod privacy;
 pub mod readmodels;

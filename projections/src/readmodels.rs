@@ -3,17 +3,16 @@
 //! only in the migrations (UUID vs 16-byte BLOB), which sqlx maps for us.
 
 use crate::rows::*;
-use crate::{stream_kind, views, Kind, ProjectionError};
+use crate::{stream_kind, Kind, ProjectionError};
 use chrono::{DateTime, Utc};
 use domain::aggregate::decode;
-use domain::customer::CustomerEvent;
 use domain::sale::SaleEvent;
 use domain::staff::StaffEvent;
 use domain::store::StoreEvent;
 use domain::{Currency, Money};
 use eventstore::{Position, RecordedEvent};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
@@ -174,6 +173,7 @@ macro_rules! read_models {
                     Kind::Inventory => return crate::items::$module::apply_batch(tx, events).await,
                     Kind::Sales => return crate::sales::$module::apply_batch(tx, events).await,
                     Kind::Audit => return crate::audit::$module::apply_batch(tx, events).await,
+                    Kind::Customers => return crate::customers::$module::apply_batch(tx, events).await,
                     _ => {}
                 }
                 for e in events {
@@ -211,72 +211,8 @@ macro_rules! read_models {
                     }
                     (Kind::Inventory, "item") => crate::items::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
                     (Kind::Sales, "sale") => crate::sales::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
-                    (Kind::Customers, "sale") => {
-                        // Lifetime value: confirmed sales count, cancelled or returned ones no longer do.
-                        let (customer, total, sign) = match decode::<SaleEvent>(&e.event_type, &e.payload).map_err(corrupt)? {
-                            SaleEvent::SaleConfirmed { customer_id: Some(c), total, .. } => (c, total, 1),
-                            SaleEvent::SaleCancelled { customer_id: Some(c), total, voided_invoice: Some(_), .. }
-                            | SaleEvent::SaleReturned { customer_id: Some(c), total, .. } => (c, total, -1),
-                            _ => return Ok(()),
-                        };
-                        sqlx::query(
-                            "UPDATE rm_customers SET ltv_currency = COALESCE(ltv_currency, $1), ltv_minor = ltv_minor + $2,
-                             order_count = order_count + $3,
-                             last_purchase_at = CASE WHEN $3 > 0 THEN $4 ELSE last_purchase_at END
-                             WHERE customer_id = $5",
-                        )
-                        .bind(total.currency.code().to_owned())
-                        .bind(sign * total.minor)
-                        .bind(sign)
-                        .bind(at)
-                        .bind(customer.as_uuid())
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                    (Kind::Customers, "customer") => {
-                        let event = decode::<CustomerEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
-                        let absorbed = match &event {
-                            CustomerEvent::CustomerAbsorbed { merged_id, .. } => Some(merged_id.as_uuid()),
-                            _ => None,
-                        };
-                        let id = event.customer_id().as_uuid();
-                        let before = load_customer(tx, id).await?;
-                        let listed = |r: &Option<CustomerRow>| r.as_ref().is_some_and(|r| r.merged_into.is_none());
-                        let was_listed = listed(&before);
-                        if let Some(row) = views::customer_view(before, e, event) {
-                            upsert_customer(tx, &row).await?;
-                            // The page's total: a customer is counted while listed.
-                            let now_listed = row.merged_into.is_none();
-                            if was_listed != now_listed {
-                                sqlx::query(
-                                    "INSERT INTO rm_customer_counts (store_id, n) VALUES ($1, $2)
-                                     ON CONFLICT (store_id) DO UPDATE SET n = rm_customer_counts.n + excluded.n",
-                                )
-                                .bind(row.store_id)
-                                .bind(if now_listed { 1i64 } else { -1 })
-                                .execute(&mut **tx)
-                                .await?;
-                            }
-                        }
-                        if let Some(merged) = absorbed {
-                            // The survivor takes over the duplicate's purchase totals: moved, not
-                            // copied, so store-wide sums stay right.
-                            sqlx::query(
-                                "UPDATE rm_customers SET
-                                   ltv_currency = COALESCE(ltv_currency, (SELECT ltv_currency FROM rm_customers WHERE customer_id = $1)),
-                                   ltv_minor = ltv_minor + COALESCE((SELECT ltv_minor FROM rm_customers WHERE customer_id = $1), 0),
-                                   order_count = order_count + COALESCE((SELECT order_count FROM rm_customers WHERE customer_id = $1), 0)
-                                 WHERE customer_id = $2",
-                            )
-                            .bind(merged)
-                            .bind(id)
-                            .execute(&mut **tx)
-                            .await?;
-                            sqlx::query("UPDATE rm_customers SET ltv_minor = 0, order_count = 0 WHERE customer_id = $1")
-                                .bind(merged)
-                                .execute(&mut **tx)
-                                .await?;
-                        }
+                    (Kind::Customers, "sale" | "customer") => {
+                        crate::customers::$module::apply_batch(tx, std::slice::from_ref(e)).await?
                     }
                     (Kind::Audit, _) => crate::audit::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
                     (Kind::Privacy, "privacy_request") => crate::privacy::$module::apply(tx, e).await?,
@@ -286,46 +222,30 @@ macro_rules! read_models {
                 Ok(())
             }
 
-            async fn load_customer(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<CustomerRow>> {
-                let row = sqlx::query(&format!("SELECT {CUSTOMER_READ_COLS} FROM rm_customers WHERE customer_id = $1"))
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                row.as_ref().map(customer_row).transpose()
-            }
-
-            async fn upsert_customer(tx: &mut Tx<'_>, r: &CustomerRow) -> Result<()> {
-                sqlx::query(&format!(
-                    "INSERT INTO rm_customers ({CUSTOMER_READ_COLS}, email_lookup)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
-                     ON CONFLICT (customer_id) DO UPDATE SET {}",
-                    upsert_set(&format!("{CUSTOMER_READ_COLS}, email_lookup"), "customer_id")
-                ))
-                .bind(r.id)
-                .bind(r.store_id)
-                .bind(&r.name)
-                .bind(&r.email)
-                .bind(&r.phone)
-                .bind(&r.notes)
-                .bind(serde_json::to_string(&r.tags).expect("tags serialise"))
-                .bind(r.erased)
-                .bind(r.created_seq)
-                .bind(micros(r.updated_at))
-                .bind(r.version)
-                .bind(r.lifetime_value.map(|m| m.currency.code().to_owned()))
-                .bind(r.lifetime_value.map_or(0, |m| m.minor))
-                .bind(r.order_count)
-                .bind(r.last_purchase_at.map(micros))
-                .bind(&r.address)
-                .bind(r.birthday.map(|b| b.to_string()))
-                .bind(r.assigned_to)
-                .bind(&r.source)
-                .bind(serde_json::to_string(&r.external_ids).expect("map serialises"))
-                .bind(r.merged_into)
-                .bind(r.email.as_ref().map(|e| e.to_lowercase()))
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
+            /// The rows of `table` with these ids (`id_col`), by id, in chunks of 500 per query.
+            pub(crate) async fn load_rows<T>(
+                tx: &mut Tx<'_>,
+                table: &str,
+                cols: &str,
+                id_col: &str,
+                ids: &[Uuid],
+                decode: fn(&R) -> Result<T>,
+                id: fn(&T) -> Uuid,
+            ) -> Result<HashMap<Uuid, T>> {
+                let mut out = HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let mut qb = QueryBuilder::<Db>::new(format!("SELECT {cols} FROM {table} WHERE {id_col} IN ("));
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        let row = decode(&r)?;
+                        out.insert(id(&row), row);
+                    }
+                }
+                Ok(out)
             }
 
             pub(crate) fn sale_row(r: &R) -> Result<SaleRow> {
@@ -376,22 +296,23 @@ macro_rules! read_models {
                 let filter = |qb: &mut QueryBuilder<'_, Db>| sale_filter(qb, q);
                 // A customer's sales are few and indexed: counted. A store's come from the
                 // maintained totals.
-                let counted = q.with_total && q.filter.customer_id.is_some();
-                let mut page = page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, filter, counted, |r| {
+                let total = |qb: &mut QueryBuilder<'_, Db>| {
+                    if q.filter.customer_id.is_some() {
+                        counted(qb, "rm_sales", &filter);
+                    } else {
+                        qb.push("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rm_sale_counts WHERE store_id = ");
+                        qb.push_bind(q.store_id);
+                        if let Some(s) = &q.filter.status {
+                            qb.push(" AND status = ").push_bind(s.as_str());
+                        }
+                    }
+                };
+                page(pool, "rm_sales", SALE_COLS, "sale_id", "created_seq", q.descending, q.first, &q.after, &filter, q.with_total.then_some(&total as _), |r| {
                     let row = sale_row(r)?;
                     let cursor = Cursor { value: CursorValue::Int(row.created_seq), id: row.id };
                     Ok((row, cursor))
                 })
-                .await?;
-                if q.with_total && !counted {
-                    let mut qb = QueryBuilder::<Db>::new("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rm_sale_counts WHERE store_id = ");
-                    qb.push_bind(q.store_id);
-                    if let Some(s) = &q.filter.status {
-                        qb.push(" AND status = ").push_bind(s.as_str());
-                    }
-                    page.total = Some(qb.build_query_scalar().fetch_one(pool).await?);
-                }
-                Ok(page)
+                .await
             }
 
             pub(crate) fn item_row(r: &R) -> Result<ItemRow> {
@@ -423,7 +344,7 @@ macro_rules! read_models {
                 })
             }
 
-            fn customer_row(r: &R) -> Result<CustomerRow> {
+            pub(crate) fn customer_row(r: &R) -> Result<CustomerRow> {
                 let tags: String = r.try_get("tags")?;
                 Ok(CustomerRow {
                     id: r.try_get("customer_id")?,
@@ -526,15 +447,25 @@ macro_rules! read_models {
                 }
             }
 
-            /// The page's total from the maintained counts: a few rows, however many items match.
-            async fn item_total(pool: &Pool, q: &ListQuery<ItemFilter, ItemSortField>) -> Result<i64> {
-                let mut qb = QueryBuilder::<Db>::new("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rm_item_counts");
-                item_filter(&mut qb, q);
-                Ok(qb.build_query_scalar().fetch_one(pool).await?)
+            /// The SELECT of the inventory page's total: the maintained counts, a few rows
+            /// however many items match.
+            fn item_total(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<ItemFilter, ItemSortField>) {
+                qb.push("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rm_item_counts");
+                item_filter(qb, q);
             }
 
+            /// The SELECT of a filtered page's total: the matching rows counted.
+            fn counted(qb: &mut QueryBuilder<'_, Db>, table: &str, filter: &(dyn Fn(&mut QueryBuilder<'_, Db>) + Sync)) {
+                qb.push(format!("SELECT COUNT(*) FROM {table}"));
+                filter(qb);
+            }
+
+            /// The SELECT of a page's total, when asked for.
+            type Total<'a> = Option<&'a (dyn Fn(&mut QueryBuilder<'_, Db>) + Sync)>;
+
             /// One keyset page: rows after the cursor in (sort, id) order, one extra to know
-            /// whether there is a next page, and the total under the same filter.
+            /// whether there is a next page, and, when asked, the total: a scalar subquery of
+            /// the page's own query (one round trip), run alone only when the page is empty.
             #[allow(clippy::too_many_arguments)]
             async fn page<T>(
                 pool: &Pool,
@@ -545,23 +476,30 @@ macro_rules! read_models {
                 descending: bool,
                 first: usize,
                 after: &Option<Cursor>,
-                filter: impl Fn(&mut QueryBuilder<'_, Db>),
-                // Count the matching rows (callers with maintained totals pass false).
-                count: bool,
+                filter: &(dyn Fn(&mut QueryBuilder<'_, Db>) + Sync),
+                total: Total<'_>,
                 row: impl Fn(&R) -> Result<(T, Cursor)>,
             ) -> Result<Page<T>> {
                 let dir = if descending { "DESC" } else { "ASC" };
-                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {cols} FROM {table}"));
+                let mut qb = QueryBuilder::<Db>::new(format!("SELECT {cols}"));
+                if let Some(total) = total {
+                    qb.push(", (");
+                    total(&mut qb);
+                    qb.push(") AS page_total");
+                }
+                qb.push(format!(" FROM {table}"));
                 filter(&mut qb);
                 push_cursor(&mut qb, sort_col, id_col, descending, after);
                 qb.push(format!(" ORDER BY {sort_col} {dir}, {id_col} {dir} LIMIT ")).push_bind(first as i64 + 1);
                 let rows = qb.build().fetch_all(pool).await?;
-                let total = if count {
-                    let mut count = QueryBuilder::<Db>::new(format!("SELECT COUNT(*) FROM {table}"));
-                    filter(&mut count);
-                    Some(count.build_query_scalar().fetch_one(pool).await?)
-                } else {
-                    None
+                let total = match (total, rows.first()) {
+                    (None, _) => None,
+                    (Some(_), Some(r)) => Some(r.try_get::<i64, _>("page_total")?),
+                    (Some(total), None) => {
+                        let mut qb = QueryBuilder::<Db>::new("");
+                        total(&mut qb);
+                        Some(qb.build_query_scalar().fetch_one(pool).await?)
+                    }
                 };
                 let has_next = rows.len() > first;
                 let rows = rows.iter().take(first).map(row).collect::<Result<Vec<_>>>()?;
@@ -575,7 +513,8 @@ macro_rules! read_models {
                     ItemSortField::Brand => "brand_key",
                 };
                 let filter = |qb: &mut QueryBuilder<'_, Db>| item_filter(qb, q);
-                let mut page = page(pool, "rm_inventory_items", ITEM_COLS, "item_id", col, q.descending, q.first, &q.after, filter, false, |r| {
+                let total = |qb: &mut QueryBuilder<'_, Db>| item_total(qb, q);
+                page(pool, "rm_inventory_items", ITEM_COLS, "item_id", col, q.descending, q.first, &q.after, &filter, q.with_total.then_some(&total as _), |r| {
                     let row = item_row(r)?;
                     let value = match q.sort {
                         ItemSortField::CreatedAt => CursorValue::Int(row.created_seq),
@@ -585,11 +524,7 @@ macro_rules! read_models {
                     let id = row.id;
                     Ok((row, Cursor { value, id }))
                 })
-                .await?;
-                if q.with_total {
-                    page.total = Some(item_total(pool, q).await?);
-                }
-                Ok(page)
+                .await
             }
 
             fn customer_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<CustomerFilter, CustomerSortField>) {
@@ -618,7 +553,14 @@ macro_rules! read_models {
                 // when asked (the filters select on the page's own indexes).
                 let f = &q.filter;
                 let maintained = f.tag.is_none() && f.email.is_none() && f.name_contains.is_none();
-                let mut page = page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, filter, q.with_total && !maintained, |r| {
+                let total = |qb: &mut QueryBuilder<'_, Db>| {
+                    if maintained {
+                        qb.push("SELECT COALESCE(MAX(n), 0) FROM rm_customer_counts WHERE store_id = ").push_bind(q.store_id);
+                    } else {
+                        counted(qb, "rm_customers", &filter);
+                    }
+                };
+                page(pool, "rm_customers", CUSTOMER_READ_COLS, "customer_id", col, q.descending, q.first, &q.after, &filter, q.with_total.then_some(&total as _), |r| {
                     let row = customer_row(r)?;
                     let value = match q.sort {
                         CustomerSortField::CreatedAt => CursorValue::Int(row.created_seq),
@@ -627,15 +569,7 @@ macro_rules! read_models {
                     let id = row.id;
                     Ok((row, Cursor { value, id }))
                 })
-                .await?;
-                if q.with_total && maintained {
-                    let n: Option<i64> = sqlx::query_scalar("SELECT n FROM rm_customer_counts WHERE store_id = $1")
-                        .bind(q.store_id)
-                        .fetch_optional(pool)
-                        .await?;
-                    page.total = Some(n.unwrap_or(0));
-                }
-                Ok(page)
+                .await
             }
 
             pub async fn store_ids(pool: &Pool) -> Result<Vec<Uuid>> {

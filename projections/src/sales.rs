@@ -10,7 +10,7 @@
 use crate::readmodels::{micros, upsert_set, SALE_COLS};
 use crate::rows::SaleRow;
 use eventstore::RecordedEvent;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Rows one statement reads or writes: 16 values a row stays under SQLite's 32,766 variables.
@@ -29,7 +29,7 @@ macro_rules! sales_sql {
         pub mod $module {
             use super::*;
             use crate::batch::{touched, Folded};
-            use crate::readmodels::$module::sale_row;
+            use crate::readmodels::$module::{load_rows, sale_row};
             use crate::ProjectionError;
             use sqlx::{QueryBuilder, Transaction};
 
@@ -43,29 +43,11 @@ macro_rules! sales_sql {
                 if mine.is_empty() {
                     return Ok(());
                 }
-                let loaded = load(tx, &ids).await?;
+                let loaded = load_rows(tx, "rm_sales", SALE_COLS, "sale_id", &ids, sale_row, |r| r.id).await?;
                 let mut folded = Folded::new(ids, loaded, status);
                 folded.apply(&mine)?;
                 upsert(tx, &folded.changed()).await?;
                 count(tx, &folded.deltas(|r| r.store_id, status)).await
-            }
-
-            async fn load(tx: &mut Tx<'_>, ids: &[Uuid]) -> Result<HashMap<Uuid, SaleRow>> {
-                let mut out = HashMap::with_capacity(ids.len());
-                for chunk in ids.chunks(CHUNK) {
-                    let mut qb =
-                        QueryBuilder::<Db>::new(format!("SELECT {SALE_COLS} FROM rm_sales WHERE sale_id IN ("));
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(")");
-                    for r in qb.build().fetch_all(&mut **tx).await? {
-                        let row = sale_row(&r)?;
-                        out.insert(row.id, row);
-                    }
-                }
-                Ok(out)
             }
 
             async fn upsert(tx: &mut Tx<'_>, rows: &[&SaleRow]) -> Result<()> {

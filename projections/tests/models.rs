@@ -4,6 +4,7 @@
 //! history fold (`views::replay`, what `asOf` queries answer); the sales page's maintained
 //! totals equal the rows they count.
 
+use commands::customers::merge_customers;
 use commands::sales::{cancel_sale, confirm_sale, create_sale, return_sale};
 use commands::{execute, CommandContext};
 use domain::customer::{Customer, CustomerCommand, RegisterCustomer};
@@ -46,7 +47,7 @@ async fn history(store: &EventStore, ctx: &CommandContext, seed: u64, live: &mut
     let (mut items, mut customers, mut sales) = (Vec::<ItemId>::new(), Vec::<CustomerId>::new(), Vec::<SaleId>::new());
     let mut head = Position::START;
     for step in 0..160 {
-        let choice = if step < 6 { step % 2 } else { next(11) };
+        let choice = if step < 6 { step % 2 } else { next(12) };
         let written: Option<Position> = match choice {
             0 => {
                 let id = ItemId::new_v7();
@@ -126,6 +127,11 @@ async fn history(store: &EventStore, ctx: &CommandContext, seed: u64, live: &mut
                     sales.push(id);
                 }
                 done.ok().and_then(|d| d.position)
+            }
+            11 => {
+                // A duplicate merged into another customer: its purchase totals move.
+                let (merged, survivor) = (customers[next(customers.len())], customers[next(customers.len())]);
+                merge_customers(store, ctx, merged, survivor, None).await.ok().and_then(|d| d.position)
             }
             _ if sales.is_empty() => None,
             5 | 6 => confirm_sale(store, ctx, sales[next(sales.len())], true, None).await.ok().and_then(|d| d.position),
@@ -266,6 +272,7 @@ async fn every_read_model_equals_a_fresh_rebuild_for_random_histories(tdb: &Test
         assert_eq!(*got, want);
     }
     assert!(expected.iter().any(|l| l.contains(" USD → ")), "the histories change prices after a first one");
+    customers_are_their_histories(&read, &store, &stores, &log).await;
 
     // Rebuilt from the log in large batches: every model the same.
     for (kind, expected) in Kind::ALL.into_iter().zip(&maintained) {
@@ -276,6 +283,84 @@ async fn every_read_model_equals_a_fresh_rebuild_for_random_histories(tdb: &Test
         projections::rebuild(&read, &store, kind, |_, _| {}).await.unwrap();
         assert_eq!(&read.dump(kind).await.unwrap(), expected, "{kind:?} rebuilt differs from maintained");
     }
+}
+
+/// Every customer row: its own stream's fold (`views::replay`), with purchase totals as plain
+/// code computes them over the log — a confirmed sale counts for its customer, a cancelled
+/// invoiced or returned one stops counting, a merge moves the duplicate's totals to the
+/// survivor — and the page's total counts the customers not merged away.
+async fn customers_are_their_histories(
+    read: &ReadDb,
+    store: &EventStore,
+    stores: &[uuid::Uuid],
+    log: &[eventstore::RecordedEvent],
+) {
+    use domain::aggregate::decode;
+    use domain::customer::CustomerEvent;
+    use domain::sale::SaleEvent;
+    let mut totals = std::collections::HashMap::<uuid::Uuid, (i64, i64)>::new();
+    let mut merges = 0;
+    for e in log {
+        if e.stream_id.starts_with("sale-") {
+            let (c, minor, sign) = match decode::<SaleEvent>(&e.event_type, &e.payload).unwrap() {
+                SaleEvent::SaleConfirmed { customer_id: Some(c), total, .. } => (c, total.minor, 1),
+                SaleEvent::SaleCancelled { customer_id: Some(c), total, voided_invoice: Some(_), .. }
+                | SaleEvent::SaleReturned { customer_id: Some(c), total, .. } => (c, total.minor, -1),
+                _ => continue,
+            };
+            let t = totals.entry(c.as_uuid()).or_default();
+            *t = (t.0 + sign * minor, t.1 + sign);
+        } else if let Ok(CustomerEvent::CustomerAbsorbed { customer_id, merged_id, .. }) =
+            decode::<CustomerEvent>(&e.event_type, &e.payload)
+        {
+            merges += 1;
+            let moved = totals.insert(merged_id.as_uuid(), (0, 0)).unwrap_or_default();
+            let t = totals.entry(customer_id.as_uuid()).or_default();
+            *t = (t.0 + moved.0, t.1 + moved.1);
+        }
+    }
+    assert!(merges > 0, "the histories merge customers");
+    let mut moved_totals = 0;
+    for store_id in stores {
+        let q = ListQuery {
+            store_id: *store_id,
+            first: 100,
+            after: None,
+            filter: Default::default(),
+            sort: projections::rows::CustomerSortField::CreatedAt,
+            descending: false,
+            with_total: true,
+        };
+        let page = read.customers(&q).await.unwrap();
+        assert!(!page.has_next);
+        assert_eq!(page.total, Some(page.rows.len() as i64), "listed customers");
+        let ids: Vec<uuid::Uuid> = log
+            .iter()
+            .filter(|e| e.stream_id.starts_with("customer-"))
+            .filter_map(|e| e.stream_id.split_once('-').and_then(|(_, id)| id.parse().ok()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for row in read.customers_by_ids(*store_id, &ids).await.unwrap() {
+            let events = store.read_stream(&CustomerId::from_uuid(row.id).stream_id(), 0).await.unwrap();
+            let mut replayed = projections::views::replay::<projections::rows::CustomerRow>(&events).unwrap().unwrap();
+            let (minor, orders) = totals.get(&row.id).copied().unwrap_or_default();
+            assert_eq!(row.lifetime_value.map_or(0, |m| m.minor), minor, "lifetime value of {}", row.id);
+            assert_eq!(row.order_count, orders, "orders of {}", row.id);
+            assert_eq!(
+                row.merged_into.is_none(),
+                page.rows.iter().any(|(r, _)| r.id == row.id),
+                "listed unless merged"
+            );
+            if row.merged_into.is_some() && orders == 0 && row.lifetime_value.is_some() {
+                moved_totals += 1;
+            }
+            (replayed.lifetime_value, replayed.order_count) = (row.lifetime_value, row.order_count);
+            replayed.last_purchase_at = row.last_purchase_at;
+            assert_eq!(replayed, row, "customer {} against its history", row.id);
+        }
+    }
+    assert!(moved_totals > 0, "a merged duplicate had purchases that moved");
 }
 
 eventstore::backend_contract!(every_read_model_equals_a_fresh_rebuild_for_random_histories);

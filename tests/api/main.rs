@@ -376,13 +376,17 @@ async fn lists_paginate_with_keyset_cursors(app: TestApp) {
         for e in c["edges"].as_array().unwrap() {
             prices.push(e["node"]["askingPrice"]["amount"].as_str().unwrap().parse::<f64>().unwrap());
         }
+        after = c["pageInfo"]["endCursor"].clone();
         if !c["pageInfo"]["hasNextPage"].as_bool().unwrap() {
             break;
         }
-        after = c["pageInfo"]["endCursor"].clone();
     }
     assert_eq!(prices.len(), 5);
     assert!(prices.windows(2).all(|w| w[0] >= w[1]), "{prices:?}");
+    // Past the last page: no rows, and still the whole total.
+    let r = app.gql(Some(&token), q, json!({"after": after})).await;
+    assert_eq!(r["data"]["inventoryItems"]["edges"], json!([]), "{r}");
+    assert_eq!(r["data"]["inventoryItems"]["totalCount"], 5, "{r}");
     // A cursor from one sort order is refused by another.
     let r = app
         .gql(
