@@ -8,7 +8,7 @@
 //! the group it is in after. Equivalent to applying the events one by one (the property test in
 //! `tests/runner.rs` holds it to that), and it turns four statements an event into a few a batch.
 
-use crate::readmodels::{brand_key, count_key, upsert_set, ITEM_COLS};
+use crate::readmodels::{brand_key, count_key, enum_str, upsert_set, ITEM_COLS};
 use crate::rows::ItemRow;
 use eventstore::RecordedEvent;
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 const CHUNK: usize = 500;
 
 /// The group an item is counted in: (status, category, brand key).
-type CountKey = (String, String, String);
+type CountKey = (&'static str, &'static str, String);
 
 /// Totals moved by a batch: (store, (status, category, brand key)) → change.
 type Deltas = BTreeMap<(Uuid, CountKey), i64>;
@@ -55,8 +55,8 @@ macro_rules! items_sql {
                     qb.push_values(chunk, |mut b, r| {
                         b.push_bind(r.id)
                             .push_bind(r.store_id)
-                            .push_bind(r.status.clone())
-                            .push_bind(r.category.clone())
+                            .push_bind(r.status.as_str())
+                            .push_bind(r.category.as_str())
                             .push_bind(r.brand.clone())
                             .push_bind(r.model.clone())
                             .push_bind(r.reference_number.clone())
@@ -64,14 +64,14 @@ macro_rules! items_sql {
                             .push_bind(r.cost.map(|c| c.minor))
                             .push_bind(r.asking_price.minor)
                             .push_bind(r.asking_price.currency.code().to_owned())
-                            .push_bind(r.source.clone())
+                            .push_bind(enum_str(&r.source))
                             .push_bind(serde_json::to_string(&r.attributes).expect("map serialises"))
                             .push_bind(crate::readmodels::micros(r.acquired_at))
                             .push_bind(r.created_seq)
                             .push_bind(crate::readmodels::micros(r.updated_at))
                             .push_bind(r.version)
                             .push_bind(r.floor_price.map(|f| f.minor))
-                            .push_bind(r.condition.clone())
+                            .push_bind(r.condition.as_ref().map(enum_str))
                             .push_bind(r.details.to_string())
                             .push_bind(r.notes.clone())
                             .push_bind(r.held_for)

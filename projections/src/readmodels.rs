@@ -34,8 +34,14 @@ pub fn brand_key(brand: &str) -> String {
 }
 
 /// The group an item is counted in for the page's totals: (status, category, brand key).
-pub(crate) fn count_key(r: &ItemRow) -> (String, String, String) {
-    (r.status.clone(), r.category.clone(), brand_key(&r.brand))
+pub(crate) fn count_key(r: &ItemRow) -> (&'static str, &'static str, String) {
+    (r.status.as_str(), r.category.as_str(), brand_key(&r.brand))
+}
+
+/// An enum stored as its API name (`IN_STOCK`, `WATCH`, …).
+fn stored<T: serde::de::DeserializeOwned>(name: String, what: &str) -> Result<T, ProjectionError> {
+    serde_json::from_value(serde_json::Value::String(name))
+        .map_err(|_| ProjectionError::Invalid(format!("stored {what}")))
 }
 
 fn currency(code: &str) -> Result<Currency, ProjectionError> {
@@ -257,8 +263,7 @@ macro_rules! read_models {
                     id: r.try_get("sale_id")?,
                     store_id: r.try_get("store_id")?,
                     customer_id: r.try_get("customer_id")?,
-                    status: serde_json::from_value(serde_json::Value::String(r.try_get("status")?))
-                        .map_err(|_| ProjectionError::Invalid("stored sale status".into()))?,
+                    status: stored(r.try_get("status")?, "sale status")?,
                     invoice_number: r.try_get("invoice_number")?,
                     total: Money::from_minor(r.try_get("total_minor")?, currency),
                     paid: Money::from_minor(r.try_get("paid_minor")?, currency),
@@ -321,22 +326,22 @@ macro_rules! read_models {
                 Ok(ItemRow {
                     id: r.try_get("item_id")?,
                     store_id: r.try_get("store_id")?,
-                    status: r.try_get("status")?,
-                    category: r.try_get("category")?,
+                    status: stored(r.try_get("status")?, "item status")?,
+                    category: stored(r.try_get("category")?, "item category")?,
                     brand: r.try_get("brand")?,
                     model: r.try_get("model")?,
                     reference_number: r.try_get("reference_number")?,
                     serial_number: r.try_get("serial_number")?,
                     cost: r.try_get::<Option<i64>, _>("cost_minor")?.map(|m| Money::from_minor(m, currency)),
                     asking_price: Money::from_minor(r.try_get("asking_minor")?, currency),
-                    source: r.try_get("source")?,
+                    source: stored(r.try_get("source")?, "item source")?,
                     attributes: serde_json::from_str::<BTreeMap<String, String>>(&attributes).unwrap_or_default(),
                     acquired_at: from_micros(r.try_get("acquired_at")?),
                     created_seq: r.try_get("created_seq")?,
                     updated_at: from_micros(r.try_get("updated_at")?),
                     version: r.try_get("version")?,
                     floor_price: r.try_get::<Option<i64>, _>("floor_minor")?.map(|m| Money::from_minor(m, currency)),
-                    condition: r.try_get("condition")?,
+                    condition: r.try_get::<Option<String>, _>("condition")?.map(|c| stored(c, "item condition")).transpose()?,
                     details: serde_json::from_str(&r.try_get::<String, _>("details")?).unwrap_or_default(),
                     notes: r.try_get("notes")?,
                     held_for: r.try_get("held_for")?,
@@ -437,10 +442,10 @@ macro_rules! read_models {
             fn item_filter(qb: &mut QueryBuilder<'_, Db>, q: &ListQuery<ItemFilter, ItemSortField>) {
                 qb.push(" WHERE store_id = ").push_bind(q.store_id);
                 if let Some(s) = &q.filter.status {
-                    qb.push(" AND status = ").push_bind(s.clone());
+                    qb.push(" AND status = ").push_bind(s.as_str());
                 }
                 if let Some(c) = &q.filter.category {
-                    qb.push(" AND category = ").push_bind(c.clone());
+                    qb.push(" AND category = ").push_bind(c.as_str());
                 }
                 if let Some(b) = &q.filter.brand {
                     qb.push(" AND brand_key = ").push_bind(brand_key(b));

@@ -258,6 +258,11 @@ impl Shadow {
             return Err(ProjectionError::Invalid(format!("a rebuild of {} is already running", kind.name())));
         }
         let live: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&mut lease).await?;
+        // Connection options take the path unquoted: both names must be plain
+        // (checked before anything is created).
+        if !live.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(ProjectionError::Invalid(format!("cannot rebuild in schema {live:?}: not a plain name")));
+        }
         // What a crashed rebuild of this model left (none can be running: we hold the lock).
         let prefix = format!("ic_rebuild_{}_", kind.name());
         let stale: Vec<String> =
@@ -308,10 +313,6 @@ impl Shadow {
                 }
                 sqlx::raw_sql(&def.replacen(&on_live, &on_shadow, 1)).execute(&mut lease).await?;
             }
-        }
-        // Connection options take the path unquoted: both names must be plain.
-        if !live.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-            return Err(ProjectionError::Invalid(format!("cannot rebuild in schema {live:?}: not a plain name")));
         }
         let options = (*live_pool.connect_options()).clone().options([("search_path", format!("{schema},{live}"))]);
         let pool = PgPoolOptions::new().max_connections(2).connect_with(options).await?;
@@ -371,7 +372,7 @@ impl Shadow {
                 .await?;
                 sqlx::query(&format!("SET LOCAL search_path = {shadow}, {live}")).execute(&mut *tx).await?;
                 let at = finish_in_swap!(postgres, tx, store, kind, Position { commit: c, seq: s }, held);
-                let old = ident(&format!("{}_old", self.schema_name()));
+                let old = ident(&old_schema(self.schema_name()));
                 sqlx::raw_sql(&format!("CREATE SCHEMA {old}")).execute(&mut *tx).await?;
                 for table in kind.tables() {
                     sqlx::raw_sql(&format!(
@@ -403,7 +404,7 @@ impl Shadow {
             (Self::Sqlite { pool }, _) => pool.close().await,
             (Self::Postgres { pool, schema, mut lease, .. }, _) => {
                 pool.close().await;
-                for name in [format!("{schema}_old"), schema] {
+                for name in [old_schema(&schema), schema] {
                     let dropped = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(&name)))
                         .execute(&mut lease)
                         .await;
@@ -421,4 +422,9 @@ impl Shadow {
 /// Sets the checkpoint of a model in `schema` (`$1` commit, `$2` seq, `$3` now, `$4` name).
 fn set_checkpoint(schema: &str) -> String {
     format!("UPDATE {schema}.projection_checkpoints SET commit_pos = $1, seq_pos = $2, updated_at = $3 WHERE name = $4")
+}
+
+/// Where a swap moves the live tables it replaces (dropped with the shadow).
+fn old_schema(shadow: &str) -> String {
+    format!("{shadow}_old")
 }

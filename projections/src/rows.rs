@@ -1,6 +1,7 @@
 //! Read-model rows and query shapes, shared by both backends.
 
 use chrono::{DateTime, Utc};
+use domain::inventory::{AcquisitionSource, Category, ConditionGrade, ItemStatus};
 use domain::sale::SaleStatus;
 use domain::Money;
 use std::collections::BTreeMap;
@@ -10,22 +11,22 @@ use uuid::Uuid;
 pub struct ItemRow {
     pub id: Uuid,
     pub store_id: Uuid,
-    pub status: String,
-    pub category: String,
+    pub status: ItemStatus,
+    pub category: Category,
     pub brand: String,
     pub model: String,
     pub reference_number: Option<String>,
     pub serial_number: Option<String>,
     pub cost: Option<Money>,
     pub asking_price: Money,
-    pub source: String,
+    pub source: AcquisitionSource,
     pub attributes: BTreeMap<String, String>,
     pub acquired_at: DateTime<Utc>,
     pub created_seq: i64,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
     pub floor_price: Option<Money>,
-    pub condition: Option<String>,
+    pub condition: Option<ConditionGrade>,
     /// Watch/handbag details, authentication, photos, consignor terms, counterparty (JSON).
     pub details: serde_json::Value,
     pub notes: Option<String>,
@@ -128,8 +129,8 @@ pub enum CustomerSortField {
 
 #[derive(Debug, Clone, Default)]
 pub struct ItemFilter {
-    pub status: Option<String>,
-    pub category: Option<String>,
+    pub status: Option<ItemStatus>,
+    pub category: Option<Category>,
     pub brand: Option<String>,
 }
 

@@ -6,11 +6,11 @@
 //! payloads fold a stream's events from nothing ([`replay`]). So an entity's read model, its
 //! history and a mutation's answer can never disagree.
 
-use crate::readmodels::{enum_str, merge, payment_json};
+use crate::readmodels::{merge, payment_json};
 use crate::rows::{CustomerRow, ItemRow, SaleRow};
 use domain::aggregate::{decode, CodecError};
 use domain::customer::{ContactField, CustomerEvent};
-use domain::inventory::ItemEvent;
+use domain::inventory::{ItemEvent, ItemStatus};
 use domain::sale::{payment_status, status_after_refund, SaleEvent, SaleStatus};
 use domain::{Money, Pii};
 use eventstore::RecordedEvent;
@@ -95,22 +95,22 @@ pub fn item_view(row: Option<ItemRow>, e: &RecordedEvent, event: ItemEvent) -> O
         return Some(ItemRow {
             id: item_id.as_uuid(),
             store_id: store_id.as_uuid(),
-            status: "IN_STOCK".into(),
-            category: enum_str(&category),
+            status: ItemStatus::InStock,
+            category,
             brand,
             model,
             reference_number,
             serial_number,
             cost,
             asking_price,
-            source: enum_str(&source),
+            source,
             attributes,
             acquired_at: micros(acquired_at),
             created_seq: e.position.seq,
             updated_at: e.recorded_at,
             version: 1,
             floor_price,
-            condition: condition.as_ref().map(enum_str),
+            condition,
             details: serde_json::json!({
                 "watch": watch, "handbag": handbag, "consignorPayout": consignor_payout,
                 "counterparty": counterparty, "vendor": vendor,
@@ -130,7 +130,7 @@ pub fn item_view(row: Option<ItemRow>, e: &RecordedEvent, event: ItemEvent) -> O
         }
         ItemEvent::ItemDetailsUpdated { condition, authentication, notes, photos, watch, handbag, .. } => {
             if let Some(c) = condition {
-                r.condition = Some(enum_str(&c));
+                r.condition = Some(c);
             }
             if let Some(n) = notes {
                 r.notes = Some(n).filter(|n| !n.is_empty());
@@ -142,7 +142,7 @@ pub fn item_view(row: Option<ItemRow>, e: &RecordedEvent, event: ItemEvent) -> O
         }
         status_change => {
             if let Some(status) = status_change.new_status() {
-                r.status = status.as_str().to_owned();
+                r.status = status;
             }
             r.held_for = match &status_change {
                 ItemEvent::ItemReserved { customer_id, .. } | ItemEvent::ItemSentOnMemo { customer_id, .. } => {

@@ -3,7 +3,9 @@
 
 use commands::{execute, CommandContext};
 use domain::customer::{Customer, CustomerCommand, RegisterCustomer, UpdateCustomer};
-use domain::inventory::{AcquireItem, AcquisitionSource, Category, ChangeItemPrice, InventoryItem, ItemCommand};
+use domain::inventory::{
+    AcquireItem, AcquisitionSource, Category, ChangeItemPrice, InventoryItem, ItemCommand, ItemStatus,
+};
 use domain::{CustomerId, ItemId, Money, StoreId};
 use eventstore::testing::TestDatabase;
 use eventstore::{Database, EventStore, MasterKey, Position, Upcasters};
@@ -281,14 +283,16 @@ async fn maintained_item_totals_equal_the_matching_rows_under_every_filter(tdb: 
         let store_id = w.store_id;
         async move {
             let mut combos = 0;
-            for status in [None, Some("IN_STOCK"), Some("ARCHIVED"), Some("IN_SERVICE"), Some("SOLD")] {
-                for category in [None, Some("WATCH"), Some("HANDBAG")] {
+            for status in [
+                None,
+                Some(ItemStatus::InStock),
+                Some(ItemStatus::Archived),
+                Some(ItemStatus::InService),
+                Some(ItemStatus::Sold),
+            ] {
+                for category in [None, Some(Category::Watch), Some(Category::Handbag)] {
                     for brand in [None, Some("brand 1"), Some("BRAND 2"), Some("Nobody")] {
-                        let filter = ItemFilter {
-                            status: status.map(str::to_owned),
-                            category: category.map(str::to_owned),
-                            brand: brand.map(str::to_owned),
-                        };
+                        let filter = ItemFilter { status, category, brand: brand.map(str::to_owned) };
                         let q = ListQuery {
                             store_id,
                             first: 100,
@@ -323,14 +327,16 @@ async fn maintained_item_totals_equal_the_matching_rows_under_every_filter(tdb: 
 async fn inventory_snapshot(read: &ReadDb, store_id: uuid::Uuid) -> (Vec<String>, Vec<Option<i64>>) {
     use projections::rows::{ItemFilter, ItemSortField, ListQuery};
     let mut totals = Vec::new();
-    for status in [None, Some("IN_STOCK"), Some("ARCHIVED"), Some("IN_SERVICE"), Some("RESERVED")] {
-        for category in [None, Some("WATCH"), Some("HANDBAG")] {
+    for status in [
+        None,
+        Some(ItemStatus::InStock),
+        Some(ItemStatus::Archived),
+        Some(ItemStatus::InService),
+        Some(ItemStatus::Reserved),
+    ] {
+        for category in [None, Some(Category::Watch), Some(Category::Handbag)] {
             for brand in [None, Some("brand 0"), Some("Brand 1"), Some("BRAND 2")] {
-                let filter = ItemFilter {
-                    status: status.map(str::to_owned),
-                    category: category.map(str::to_owned),
-                    brand: brand.map(str::to_owned),
-                };
+                let filter = ItemFilter { status, category, brand: brand.map(str::to_owned) };
                 let q = ListQuery {
                     store_id,
                     first: 1,

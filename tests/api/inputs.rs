@@ -184,3 +184,25 @@ pub(crate) async fn holds_cannot_start_in_the_past_and_a_lapsed_reservation_stop
     let r = app.gql(Some(&owner), CONFIRM, json!({"s": sale})).await;
     assert_eq!(r["data"]["confirmSale"]["sale"]["status"], "CONFIRMED", "the reservation lapsed: {r}");
 }
+
+pub(crate) async fn a_retried_mutation_with_an_idempotency_key_returns_the_first_result(app: TestApp) {
+    let owner = app.owner().await;
+    let count = |r: Value| r["data"]["inventoryItems"]["totalCount"].as_i64().unwrap();
+    let before = count(app.gql(Some(&owner), "{ inventoryItems { totalCount } }", json!({})).await);
+    let mut input = acquire_input("2500.00");
+    input["input"]["idempotencyKey"] = json!("acq-7f3a");
+    let first = app.gql(Some(&owner), ACQUIRE, input.clone()).await;
+    let again = app.gql(Some(&owner), ACQUIRE, input.clone()).await;
+    let id = |r: &Value| r["data"]["acquireItem"]["item"]["id"].clone();
+    assert!(id(&first).is_string(), "{first}");
+    assert_eq!(id(&first), id(&again), "the retry returns the first item: {again}");
+    assert_eq!(first["data"]["acquireItem"]["position"], again["data"]["acquireItem"]["position"]);
+    assert_eq!(count(app.gql(Some(&owner), "{ inventoryItems { totalCount } }", json!({})).await), before + 1);
+    let q = "mutation($k: String) { createCustomer(input: {name: \"Idem Potent\", idempotencyKey: $k}) { customer { id } errors { field code } } }";
+    let a = app.gql(Some(&owner), q, json!({"k": "cust-1"})).await;
+    let b = app.gql(Some(&owner), q, json!({"k": "cust-1"})).await;
+    assert_eq!(a["data"]["createCustomer"]["customer"]["id"], b["data"]["createCustomer"]["customer"]["id"], "{a} {b}");
+    // The same key for another mutation is an error, not a replay.
+    let r = app.gql(Some(&owner), q, json!({"k": "acq-7f3a"})).await;
+    assert_eq!(r["data"]["createCustomer"]["errors"], json!([{"field": "idempotencyKey", "code": "INVALID"}]), "{r}");
+}

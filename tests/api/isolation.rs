@@ -3,7 +3,7 @@
 //! answer "not found" (or "forbidden"), never B's data, and B's log must not change. A new field
 //! is covered without touching this test.
 
-use super::TestApp;
+use super::{acquire_input, TestApp, ACQUIRE};
 use api::auth::{root_field_access, Access};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -248,4 +248,31 @@ pub(crate) async fn store_a_reaches_none_of_store_b_through_any_id_argument(app:
     // B still works.
     let r = app.gql(Some(&b), "{ inventoryItems { totalCount } sales { totalCount } }", json!({})).await;
     assert_eq!(r["data"]["inventoryItems"]["totalCount"], 1, "{r}");
+}
+
+pub(crate) async fn a_store_never_sees_another_stores_data(app: TestApp) {
+    let owner = app.owner().await;
+    let r = app.gql(Some(&owner), ACQUIRE, acquire_input("100.00")).await;
+    let id = r["data"]["acquireItem"]["item"]["id"].as_str().unwrap().to_owned();
+    let (_, _, position) = commands::stores::create_store(
+        &app.state.store,
+        &app.state.accounts,
+        "test",
+        "Other Shop",
+        "other@shop.test",
+        "rival-counter-2026",
+    )
+    .await
+    .unwrap();
+    app.state.projections.wait_for(position, std::time::Duration::from_secs(20)).await.unwrap();
+    let other = app.login("other@shop.test", "rival-counter-2026").await;
+    let r = app.gql(Some(&other), "{ inventoryItems { totalCount } customers { totalCount } }", json!({})).await;
+    assert_eq!(r["data"]["inventoryItems"]["totalCount"], 0, "{r}");
+    assert_eq!(r["data"]["customers"]["totalCount"], 0, "{r}");
+    let r = app.gql(Some(&other), "query($id: ID!) { inventoryItem(id: $id) { id } }", json!({"id": id})).await;
+    assert!(r["data"]["inventoryItem"].is_null());
+    let r = app
+        .gql(Some(&other), "mutation($id: ID!) { changeItemPrice(input: {itemId: $id, askingPrice: {amount: \"1.00\", currency: \"USD\"}}) { errors { code } } }", json!({"id": id}))
+        .await;
+    assert_eq!(r["data"]["changeItemPrice"]["errors"][0]["code"], "NOT_FOUND", "{r}");
 }

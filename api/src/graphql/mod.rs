@@ -263,8 +263,8 @@ impl CoreQuery {
             first: page_size(first)?,
             after: decode_cursor(&sort_key, after.as_deref())?,
             filter: ItemFilter {
-                status: f.status.map(|s| projections::readmodels::enum_str(&domain::inventory::ItemStatus::from(s))),
-                category: f.category.map(|c| projections::readmodels::enum_str(&domain::inventory::Category::from(c))),
+                status: f.status.map(Into::into),
+                category: f.category.map(Into::into),
                 brand: f.brand,
             },
             sort,

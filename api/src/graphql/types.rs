@@ -119,14 +119,6 @@ pub enum Role {
     Compliance,
 }
 
-/// Parses a stored enum name (`"IN_STOCK"`) through the domain enum's serde form.
-fn stored<T: serde::de::DeserializeOwned>(s: &str) -> async_graphql::Result<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-        tracing::error!(value = s, "read model holds an unknown enum value");
-        crate::error::ApiError::Internal.into()
-    })
-}
-
 #[derive(SimpleObject, Debug, Clone)]
 pub struct Attribute {
     pub key: String,
@@ -147,11 +139,11 @@ impl InventoryItem {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    async fn status(&self) -> async_graphql::Result<ItemStatus> {
-        Ok(stored::<domain::inventory::ItemStatus>(&self.0.status)?.into())
+    async fn status(&self) -> ItemStatus {
+        self.0.status.into()
     }
-    async fn category(&self) -> async_graphql::Result<Category> {
-        Ok(stored::<domain::inventory::Category>(&self.0.category)?.into())
+    async fn category(&self) -> Category {
+        self.0.category.into()
     }
     async fn brand(&self) -> &str {
         &self.0.brand
@@ -174,8 +166,8 @@ impl InventoryItem {
         require(ctx, Permission::ViewCosts)?;
         Ok(self.0.cost.map(Into::into))
     }
-    async fn acquisition_source(&self) -> async_graphql::Result<AcquisitionSource> {
-        Ok(stored::<domain::inventory::AcquisitionSource>(&self.0.source)?.into())
+    async fn acquisition_source(&self) -> AcquisitionSource {
+        self.0.source.into()
     }
     async fn attributes(&self) -> Vec<Attribute> {
         self.0.attributes.iter().map(|(k, v)| Attribute { key: k.clone(), value: v.clone() }).collect()
@@ -212,8 +204,8 @@ impl InventoryItem {
             }
         }))
     }
-    async fn condition(&self) -> async_graphql::Result<Option<ConditionGrade>> {
-        self.0.condition.as_deref().map(|c| stored::<domain::inventory::ConditionGrade>(c).map(Into::into)).transpose()
+    async fn condition(&self) -> Option<ConditionGrade> {
+        self.0.condition.map(Into::into)
     }
     async fn watch(&self) -> Option<WatchDetails> {
         detail(&self.0.details, "watch")

@@ -12,6 +12,15 @@ pub enum Category {
     Handbag,
 }
 
+impl Category {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Watch => "WATCH",
+            Self::Handbag => "HANDBAG",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AcquisitionSource {
