@@ -91,20 +91,27 @@ pub async fn load<A: Aggregate>(
     store_id: StoreId,
     stream_id: &str,
 ) -> Result<(A, ExpectedVersion), CommandError> {
-    let recorded = store.read_stream(stream_id, 0).await?;
+    // A kept state (aggregates without personal data only): read what came after it.
+    let kept = if A::KEEP_STATE { store.states().get::<A>(stream_id, store_id.as_uuid()) } else { None };
+    let (mut state, mut expected, from) = match kept {
+        Some((version, state)) => (state, ExpectedVersion::Exact(version), version + 1),
+        None => (A::default(), ExpectedVersion::NoStream, 0),
+    };
+    let recorded = store.read_stream(stream_id, from).await?;
     if recorded.iter().any(|e| e.store_id != store_id.as_uuid()) {
         // The same answer as for a missing aggregate, and never writable.
         return Err(DomainError::NotFound { kind: A::KIND }.into());
     }
-    let expected = recorded.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exact(e.version));
-    let events = recorded
-        .iter()
-        .map(|e| {
-            decode::<A::Event>(&e.event_type, &e.payload)
-                .map_err(|err| StoreError::Corrupt { position: e.position, reason: err.to_string() })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((A::replay(&events), expected))
+    for e in &recorded {
+        let event = decode::<A::Event>(&e.event_type, &e.payload)
+            .map_err(|err| StoreError::Corrupt { position: e.position, reason: err.to_string() })?;
+        state = state.evolve(&event);
+        expected = ExpectedVersion::Exact(e.version);
+    }
+    if let (true, ExpectedVersion::Exact(version), false) = (A::KEEP_STATE, expected, recorded.is_empty()) {
+        store.states().put(stream_id, store_id.as_uuid(), version, state.clone());
+    }
+    Ok((state, expected))
 }
 
 /// Runs one command against one aggregate: load → decide → append, retrying on conflict.

@@ -217,7 +217,43 @@ async fn a_retried_request_with_the_same_idempotency_key_writes_nothing_new(tdb:
     assert_eq!(log_len(store.clone()).await, before + 4);
 }
 
+/// The invoice book's state is kept in memory between commands (it holds no personal data and
+/// grows by a sale at a time): two servers taking turns still issue 1, 2, 3, … with no number
+/// twice, each reading the other's newer events after its kept state; nothing with personal
+/// data is kept, and a kept state never answers for another store.
+async fn kept_invoice_book_states_follow_another_servers_numbers(tdb: &TestDatabase) {
+    let db = Database::connect(&tdb.url).await.unwrap();
+    let key = MasterKey::generate();
+    let a = EventStore::new(&db, key.clone(), Upcasters::default());
+    let b = EventStore::new(&db, key, Upcasters::default());
+    let ctx = CommandContext::system(StoreId::new_v7(), "test");
+    let mut numbers = Vec::new();
+    for n in 0..8 {
+        let server = if n % 3 == 1 { &b } else { &a };
+        let item = acquire(&a, &ctx).await;
+        let sale = draft(&a, &ctx, item).await;
+        confirm_sale(server, &ctx, sale, false, None).await.unwrap();
+        numbers.push(sale_state(&a, &ctx, sale).await.invoice_number.unwrap());
+        if n == 4 {
+            // A void through the other server adds to the book without taking a number.
+            cancel_sale(&b, &ctx, sale, Some("changed mind".into()), None).await.unwrap();
+        }
+    }
+    assert_eq!(numbers, (1..=8).collect::<Vec<u64>>(), "gap-free, none twice, across servers");
+    let book = domain::ids::invoice_stream(ctx.store_id);
+    let (state, expected) = commands::load::<domain::sale::InvoiceBook>(&b, ctx.store_id, &book).await.unwrap();
+    assert_eq!(state.last, 8);
+    assert_eq!(expected, eventstore::ExpectedVersion::Exact(8), "eight numbers and a void: versions 0 to 8");
+    // Only the invoice book is kept: items, sales (and customers) are read whole every time.
+    assert_eq!((a.states().len(), b.states().len()), (1, 1));
+    // Another store asking for this book's stream finds nothing, kept state or not.
+    let other = StoreId::new_v7();
+    let err = commands::load::<domain::sale::InvoiceBook>(&a, other, &book).await.unwrap_err();
+    assert!(matches!(err, CommandError::Rejected(DomainError::NotFound { .. })), "{err:?}");
+}
+
 eventstore::backend_contract!(
+    kept_invoice_book_states_follow_another_servers_numbers,
     one_item_is_never_sold_twice_under_concurrent_confirmations,
     invoice_numbers_are_gap_free_under_concurrency_and_voids_keep_them,
     a_sale_of_a_reserved_item_for_someone_else_is_rejected_and_writes_nothing,

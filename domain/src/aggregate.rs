@@ -70,11 +70,16 @@ pub fn decode<E: DomainEvent>(event_type: &str, payload: &Value) -> Result<E, Co
 }
 
 /// A consistency boundary rebuilt from its own stream.
-pub trait Aggregate: Default + Clone + fmt::Debug + Send + Sync {
+pub trait Aggregate: Default + Clone + fmt::Debug + Send + Sync + 'static {
     type Command;
     type Event: DomainEvent;
     /// Human name of the kind, used in errors ("item", "customer").
     const KIND: &'static str;
+    /// Whether a server may keep this aggregate's state in memory between commands and read
+    /// only the events after it (`eventstore::states`). Only for aggregates whose state holds
+    /// no personal data — an erasure must never leave plaintext behind in a cache — and whose
+    /// streams grow without end.
+    const KEEP_STATE: bool = false;
 
     /// All business rules: the events this command produces in this state, or why not.
     fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, DomainError>;

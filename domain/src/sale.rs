@@ -565,6 +565,8 @@ impl Aggregate for InvoiceBook {
     type Command = InvoiceCommand;
     type Event = InvoiceEvent;
     const KIND: &'static str = "invoice book";
+    /// Invoice numbers and sale ids only; one event per confirmed sale, for ever.
+    const KEEP_STATE: bool = true;
 
     fn decide(&self, command: &InvoiceCommand) -> Result<Vec<InvoiceEvent>, DomainError> {
         Ok(match command {

@@ -22,6 +22,7 @@ mod migrate;
 pub mod postgres;
 pub mod rotation;
 pub mod sqlite;
+pub mod states;
 /// Throwaway test databases and the backend contract macro: the `testing` feature only, never
 /// in the release binary.
 #[cfg(any(test, feature = "testing"))]
@@ -192,13 +193,19 @@ pub struct EventStore {
     backend: Arc<dyn Backend>,
     master: MasterKey,
     upcasters: Arc<Upcasters>,
+    states: Arc<states::States>,
 }
 
 const PAGE: usize = 1000;
 
 impl EventStore {
     pub fn new(db: &Database, master: MasterKey, upcasters: Upcasters) -> Self {
-        Self { backend: db.backend(), master, upcasters: Arc::new(upcasters) }
+        Self { backend: db.backend(), master, upcasters: Arc::new(upcasters), states: Arc::default() }
+    }
+
+    /// States kept in memory between commands (see [`states::States`]); shared by clones.
+    pub fn states(&self) -> &states::States {
+        &self.states
     }
 
     pub fn master_key(&self) -> &MasterKey {
