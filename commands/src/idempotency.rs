@@ -46,6 +46,10 @@ pub struct Once {
     pub position: Option<Position>,
     /// True when this request replayed an earlier one and wrote nothing.
     pub replayed: bool,
+    /// The event that created the entity's stream, exactly as the log now holds it, when the
+    /// request created the stream with a single event ([`crate::execute_new`]): a payload can
+    /// fold it instead of reading the stream back. `None` otherwise.
+    pub created: Option<eventstore::RecordedEvent>,
 }
 
 fn validate_key(key: &str) -> Result<(), CommandError> {
@@ -78,7 +82,7 @@ pub async fn previous(
     }
     // The claim is staged last, so its position is the highest of the first request's
     // transaction: the same position that request returned.
-    Ok(Some(Once { entity_id, position: Some(claim.position), replayed: true }))
+    Ok(Some(Once { entity_id, position: Some(claim.position), replayed: true, created: None }))
 }
 
 impl MultiDecision<'_> {
@@ -126,13 +130,13 @@ where
         };
         if d.is_empty() {
             // Nothing changed: not worth claiming the key for.
-            return Ok(Once { entity_id, position: None, replayed: false });
+            return Ok(Once { entity_id, position: None, replayed: false, created: None });
         }
         if let Some(key) = key {
             d.claim(key, mutation, entity_id);
         }
-        match d.commit().await {
-            Ok(position) => return Ok(Once { entity_id, position, replayed: false }),
+        match d.commit_recorded().await {
+            Ok((position, created)) => return Ok(Once { entity_id, position, replayed: false, created }),
             Err(StoreError::Conflict { .. }) => backoff(attempt).await,
             Err(StoreError::SubjectErased) => return Err(DomainError::Erased { kind: "data subject" }.into()),
             Err(e) => return Err(e.into()),

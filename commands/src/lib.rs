@@ -18,7 +18,7 @@ pub mod stores;
 
 use domain::aggregate::{decode, encode, Aggregate};
 use domain::{DomainError, StoreId};
-use eventstore::{Actor, EventStore, ExpectedVersion, Metadata, NewEvent, Position, StoreError};
+use eventstore::{Actor, EventStore, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent, StoreError};
 use idempotency::Once;
 use std::time::Duration;
 use uuid::Uuid;
@@ -164,17 +164,49 @@ pub fn to_new_events<E: domain::DomainEvent>(ctx: &CommandContext, events: &[E])
         .collect()
 }
 
+/// [`execute_once`] for a command that creates its aggregate under an id this server has just
+/// generated (a UUID v7, e.g. `ItemId::new_v7()`): such a stream cannot exist yet, so it is
+/// decided on the empty state without reading it. The append still expects "no stream": were
+/// the id ever taken, the append would conflict and the retry loads the stream as usual. When
+/// the stream is created by a single event, `Once::created` holds it as the log does.
+#[tracing::instrument(skip_all, fields(stream_id = %stream_id, store_id = %ctx.store_id, kind = A::KIND), err(level = "info"))]
+pub async fn execute_new<A: Aggregate>(
+    store: &EventStore,
+    ctx: &CommandContext,
+    key: Option<&str>,
+    mutation: &str,
+    entity_id: Uuid,
+    stream_id: &str,
+    command: &A::Command,
+) -> Result<Once, CommandError> {
+    let mut first = true;
+    idempotency::once(store, ctx, key, mutation, entity_id, |mut d| {
+        let fresh = std::mem::replace(&mut first, false);
+        async move {
+            if fresh {
+                d.decide_new::<A>(stream_id, std::slice::from_ref(command))?;
+            } else {
+                d.decide::<A>(stream_id, std::slice::from_ref(command)).await?;
+            }
+            Ok(d)
+        }
+    })
+    .await
+}
+
 /// A decision spanning several aggregates, appended atomically: each stream is loaded, decided
 /// on, and appended with the version it was loaded at.
 pub struct MultiDecision<'a> {
     store: &'a EventStore,
     ctx: &'a CommandContext,
     batches: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
+    /// The stream [`Self::decide_new`] created, reported back as recorded after the commit.
+    created: Option<String>,
 }
 
 impl<'a> MultiDecision<'a> {
     pub fn new(store: &'a EventStore, ctx: &'a CommandContext) -> Self {
-        Self { store, ctx, batches: Vec::new() }
+        Self { store, ctx, batches: Vec::new(), created: None }
     }
 
     /// Loads `stream_id`, decides each command in turn on the evolving state, and stages the
@@ -188,6 +220,21 @@ impl<'a> MultiDecision<'a> {
             all.extend(events);
         }
         self.stage(stream_id.to_owned(), expected, &all);
+        Ok(state)
+    }
+
+    /// [`Self::decide`] for a stream that cannot exist yet (see [`execute_new`]): decided on the
+    /// empty state, nothing read, staged with "no stream" expected.
+    pub fn decide_new<A: Aggregate>(&mut self, stream_id: &str, commands: &[A::Command]) -> Result<A, CommandError> {
+        let mut state = A::default();
+        let mut all = Vec::new();
+        for command in commands {
+            let events = state.decide(command)?;
+            state = events.iter().fold(state, A::evolve);
+            all.extend(events);
+        }
+        self.stage(stream_id.to_owned(), ExpectedVersion::NoStream, &all);
+        self.created = Some(stream_id.to_owned());
         Ok(state)
     }
 
@@ -205,11 +252,35 @@ impl<'a> MultiDecision<'a> {
 
     /// Appends everything staged in one transaction.
     pub async fn commit(self) -> Result<Option<Position>, StoreError> {
+        Ok(self.commit_recorded().await?.0)
+    }
+
+    /// [`Self::commit`], also returning the event that created the stream of
+    /// [`Self::decide_new`] as the log now holds it, when it was a single event (an append
+    /// reports only its last event's position, so only then is every field known exactly).
+    pub async fn commit_recorded(self) -> Result<(Option<Position>, Option<RecordedEvent>), StoreError> {
         if self.batches.is_empty() {
-            return Ok(None);
+            return Ok((None, None));
         }
+        let created = self.created.as_ref().and_then(|stream| {
+            let at = self.batches.iter().position(|(s, _, events)| s == stream && events.len() == 1)?;
+            Some((at, self.batches[at].2[0].clone()))
+        });
         let results = self.store.append_streams(self.batches).await?;
-        Ok(results.iter().map(|r| r.position).max())
+        let position = results.iter().map(|r| r.position).max();
+        let created = created.map(|(at, e)| RecordedEvent {
+            position: results[at].position,
+            stream_id: self.created.clone().unwrap_or_default(),
+            version: results[at].version,
+            event_id: e.event_id,
+            store_id: e.store_id,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            payload: e.payload,
+            metadata: e.metadata,
+            recorded_at: results[at].recorded_at,
+        });
+        Ok((position, created))
     }
 }
 

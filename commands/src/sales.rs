@@ -95,27 +95,19 @@ pub async fn confirm_sale(
         }
         for t in &draft.trade_ins {
             let acquire = ItemCommand::Acquire(AcquireItem {
-                item_id: t.item_id,
-                store_id: ctx.store_id,
-                category: t.category,
-                brand: t.brand.clone(),
-                model: t.model.clone(),
-                reference_number: None,
                 serial_number: t.serial_number.clone(),
-                cost: Some(t.credit),
-                // Priced at the credit until someone reprices it.
-                asking_price: t.credit,
                 source: AcquisitionSource::TradeIn,
-                attributes: Default::default(),
-                acquired_at: chrono::Utc::now(),
-                floor_price: None,
                 counterparty: draft.customer_id,
-                vendor: None,
-                consignor_payout: None,
-                condition: None,
-                watch: None,
-                handbag: None,
-                notes: None,
+                // Priced at the credit until someone reprices it.
+                ..AcquireItem::purchase(
+                    t.item_id,
+                    ctx.store_id,
+                    t.category,
+                    &t.brand,
+                    &t.model,
+                    Some(t.credit),
+                    t.credit,
+                )
             });
             d.decide::<InventoryItem>(&t.item_id.stream_id(), &[acquire]).await?;
         }

@@ -4,49 +4,18 @@
 use commands::sales::{cancel_sale, confirm_sale, create_sale};
 use commands::{execute, CommandContext, CommandError};
 use domain::aggregate::decode;
-use domain::inventory::{AcquireItem, AcquisitionSource, Category, InventoryItem, ItemCommand, ItemEvent, ItemStatus};
+use domain::inventory::{InventoryItem, ItemCommand, ItemEvent, ItemStatus};
 use domain::sale::{CreateSale, InvoiceEvent, SaleLine, SaleStatus};
-use domain::{DomainError, ItemId, Money, SaleId, StoreId};
+use domain::{DomainError, ItemId, SaleId, StoreId};
 use eventstore::testing::TestDatabase;
 use eventstore::{Database, EventStore, MasterKey, Upcasters};
 
-fn usd(s: &str) -> Money {
-    Money::parse("x", s, "USD").unwrap()
-}
-
-async fn setup(tdb: &TestDatabase) -> (EventStore, CommandContext) {
-    let db = Database::connect(&tdb.url).await.unwrap();
-    (
-        EventStore::new(&db, MasterKey::generate(), Upcasters::default()),
-        CommandContext::system(StoreId::new_v7(), "test"),
-    )
-}
+mod common;
+use common::{acquire_command, setup, usd};
 
 async fn acquire(store: &EventStore, ctx: &CommandContext) -> ItemId {
     let id = ItemId::new_v7();
-    let cmd = ItemCommand::Acquire(AcquireItem {
-        item_id: id,
-        store_id: ctx.store_id,
-        category: Category::Watch,
-        brand: "Rolex".into(),
-        model: "GMT-Master II".into(),
-        reference_number: None,
-        serial_number: None,
-        cost: Some(usd("10000.00")),
-        asking_price: usd("15000.00"),
-        source: AcquisitionSource::Purchase,
-        attributes: Default::default(),
-        acquired_at: chrono::Utc::now(),
-        floor_price: None,
-        counterparty: None,
-        vendor: None,
-        consignor_payout: None,
-        condition: None,
-        watch: None,
-        handbag: None,
-        notes: None,
-    });
-    execute::<InventoryItem>(store, ctx, &id.stream_id(), &cmd).await.unwrap();
+    execute::<InventoryItem>(store, ctx, &id.stream_id(), &acquire_command(ctx, id)).await.unwrap();
     id
 }
 

@@ -37,6 +37,45 @@ pub struct AcquireItem {
     pub notes: Option<String>,
 }
 
+impl AcquireItem {
+    /// A purchase of `brand` `model` acquired now, with nothing optional given (no reference or
+    /// serial number, attributes, floor price, counterparty, condition or details): the start
+    /// of a fuller command through struct update syntax (`AcquireItem { serial_number, ..
+    /// AcquireItem::purchase(…) }`).
+    pub fn purchase(
+        item_id: ItemId,
+        store_id: StoreId,
+        category: Category,
+        brand: &str,
+        model: &str,
+        cost: Option<Money>,
+        asking_price: Money,
+    ) -> Self {
+        Self {
+            item_id,
+            store_id,
+            category,
+            brand: brand.to_owned(),
+            model: model.to_owned(),
+            reference_number: None,
+            serial_number: None,
+            cost,
+            asking_price,
+            source: AcquisitionSource::Purchase,
+            attributes: BTreeMap::new(),
+            acquired_at: Utc::now(),
+            floor_price: None,
+            counterparty: None,
+            vendor: None,
+            consignor_payout: None,
+            condition: None,
+            watch: None,
+            handbag: None,
+            notes: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ChangeItemPrice {
     pub asking_price: Money,

@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod rotation;
 pub mod sqlite;
 pub mod states;
+mod tail;
 /// Throwaway test databases and the backend contract macro: the `testing` feature only, never
 /// in the release binary.
 #[cfg(any(test, feature = "testing"))]
@@ -194,13 +195,20 @@ pub struct EventStore {
     master: MasterKey,
     upcasters: Arc<Upcasters>,
     states: Arc<states::States>,
+    tail: Arc<tail::SharedReads>,
 }
 
 const PAGE: usize = 1000;
 
 impl EventStore {
     pub fn new(db: &Database, master: MasterKey, upcasters: Upcasters) -> Self {
-        Self { backend: db.backend(), master, upcasters: Arc::new(upcasters), states: Arc::default() }
+        Self {
+            backend: db.backend(),
+            master,
+            upcasters: Arc::new(upcasters),
+            states: Arc::default(),
+            tail: Arc::default(),
+        }
     }
 
     /// States kept in memory between commands (see [`states::States`]); shared by clones.
@@ -345,6 +353,13 @@ impl EventStore {
     pub async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
         let page = self.backend.read_all(after, limit).await?;
         self.open_batch(page).await
+    }
+
+    /// [`Self::read_all`] for followers of the log's tail (the projection runners, which one
+    /// append wakes together): calls for the same page while it is being read share that read
+    /// (see [`tail::SharedReads`]); clones of this store share them.
+    pub async fn read_tail(&self, after: Position, limit: usize) -> Result<Arc<Vec<RecordedEvent>>> {
+        self.tail.read(after, limit, || self.read_all(after, limit)).await
     }
 
     /// Decrypts (or marks erased) and upcasts stored events. Keys are loaded once per subject.

@@ -171,6 +171,9 @@ pub struct AppendResult {
     pub version: u64,
     /// Position of the last event written; wait for projections to reach it to read your write.
     pub position: Position,
+    /// When the events were recorded (one instant for the whole append, microseconds), as the
+    /// log holds it.
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// Truncates to microseconds: what both databases store exactly, and what is hashed.

@@ -125,7 +125,7 @@ async fn fill(
     };
     let mut done = 0u64;
     while let Some(events) = read.recv().await {
-        done += runner.apply_read(events?).await? as u64;
+        done += runner.apply_read(&events?).await? as u64;
         progress(done, total);
     }
     reader.await.map_err(|_| ProjectionError::Invalid("the rebuild's log reader stopped".into()))?;

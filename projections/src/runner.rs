@@ -89,8 +89,8 @@ impl Runner {
     /// runner had moved the checkpoint, which is then reloaded).
     #[tracing::instrument(skip_all, fields(projection = self.kind.name(), from = %self.checkpoint), err)]
     pub async fn run_batch(&mut self) -> Result<usize> {
-        let events = self.store.read_all(self.checkpoint, self.batch).await?;
-        self.apply_read(events).await
+        let events = self.store.read_tail(self.checkpoint, self.batch).await?;
+        self.apply_read(&events).await
     }
 
     /// Applies `events`, read from the log right after this runner's checkpoint (as
@@ -102,14 +102,24 @@ impl Runner {
     /// append. The next batch that writes claims the whole range from the stored checkpoint by
     /// compare-and-set, as always (what lies between changes nothing here), and an idle runner
     /// stores its checkpoint within `FLUSH_EVERY`. On PostgreSQL other servers follow the
-    /// stored checkpoint (their `minPosition` waits), so every batch stores it.
-    pub async fn apply_read(&mut self, events: Vec<RecordedEvent>) -> Result<usize> {
+    /// stored checkpoint (their `minPosition` waits), so every batch stores it; one with nothing
+    /// for this model does so in a single round trip.
+    pub async fn apply_read(&mut self, events: &[RecordedEvent]) -> Result<usize> {
         let Some(last) = events.last() else { return Ok(0) };
         let (from, to, kind) = (self.stored, last.position, self.kind);
-        if matches!(self.db, ReadDb::Sqlite { .. }) && !events.iter().any(|e| kind.cares_about(e)) {
-            self.checkpoint = to;
-            self.progress.send_replace(to);
-            return Ok(events.len());
+        if !events.iter().any(|e| kind.cares_about(e)) {
+            match &self.db {
+                ReadDb::Sqlite { .. } => {
+                    self.checkpoint = to;
+                    self.progress.send_replace(to);
+                    return Ok(events.len());
+                }
+                // Only the checkpoint moves: one round trip instead of a transaction's four.
+                ReadDb::Postgres(pool) => {
+                    let moved = readmodels::pg_advance_alone(pool, kind.name(), from, to).await?;
+                    return self.moved(moved, to, events.len()).await;
+                }
+            }
         }
         #[cfg(any(test, feature = "testing"))]
         let fail_after = self.fail_after.take();
@@ -122,22 +132,28 @@ impl Runner {
                     m::apply_batch(&mut tx, kind, &events[..n.min(events.len())]).await?;
                     return Err(ProjectionError::Injected);
                 }
-                m::apply_batch(&mut tx, kind, &events).await?;
+                m::apply_batch(&mut tx, kind, events).await?;
                 tx.commit().await?;
                 true
             } else {
                 false
             }
         });
+        self.moved(moved, to, events.len()).await
+    }
+
+    /// After a compare-and-set of the stored checkpoint to `to`: follow it, or, when another
+    /// runner had moved it first, reload it (0 events applied).
+    async fn moved(&mut self, moved: bool, to: Position, applied: usize) -> Result<usize> {
         if !moved {
-            self.checkpoint = self.db.checkpoint(kind).await?;
+            self.checkpoint = self.db.checkpoint(self.kind).await?;
             self.stored = self.checkpoint;
             self.progress.send_replace(self.checkpoint);
             return Ok(0);
         }
         (self.checkpoint, self.stored, self.flushed) = (to, to, tokio::time::Instant::now());
         self.progress.send_replace(to);
-        Ok(events.len())
+        Ok(applied)
     }
 
     /// Stores the checkpoint if batches with nothing for this model moved it in memory only.

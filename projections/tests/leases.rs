@@ -3,7 +3,7 @@
 //! read-your-writes works on every server; when the leader goes away another takes over.
 
 use commands::{execute, CommandContext};
-use domain::inventory::{AcquireItem, AcquisitionSource, Category, InventoryItem, ItemCommand};
+use domain::inventory::{AcquireItem, Category, InventoryItem, ItemCommand};
 use domain::{ItemId, Money, StoreId};
 use eventstore::testing::TestDatabase;
 use eventstore::{Database, EventStore, MasterKey, Position, Upcasters};
@@ -14,28 +14,15 @@ use tokio::sync::watch;
 async fn acquire(store: &EventStore, ctx: &CommandContext) -> Position {
     let id = ItemId::new_v7();
     let usd = Money::parse("x", "100.00", "USD").unwrap();
-    let cmd = ItemCommand::Acquire(AcquireItem {
-        item_id: id,
-        store_id: ctx.store_id,
-        category: Category::Handbag,
-        brand: "Chanel".into(),
-        model: "Boy".into(),
-        reference_number: None,
-        serial_number: None,
-        cost: Some(usd),
-        asking_price: usd,
-        source: AcquisitionSource::Purchase,
-        attributes: Default::default(),
-        acquired_at: chrono::Utc::now(),
-        floor_price: None,
-        counterparty: None,
-        vendor: None,
-        consignor_payout: None,
-        condition: None,
-        watch: None,
-        handbag: None,
-        notes: None,
-    });
+    let cmd = ItemCommand::Acquire(AcquireItem::purchase(
+        id,
+        ctx.store_id,
+        Category::Handbag,
+        "Chanel",
+        "Boy",
+        Some(usd),
+        usd,
+    ));
     execute::<InventoryItem>(store, ctx, &id.stream_id(), &cmd).await.unwrap().position.unwrap()
 }
 

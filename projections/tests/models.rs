@@ -8,7 +8,7 @@ use commands::customers::merge_customers;
 use commands::sales::{cancel_sale, confirm_sale, create_sale, return_sale};
 use commands::{execute, CommandContext};
 use domain::customer::{Customer, CustomerCommand, RegisterCustomer};
-use domain::inventory::{AcquireItem, AcquisitionSource, Category, ChangeItemPrice, InventoryItem, ItemCommand};
+use domain::inventory::{AcquireItem, Category, ChangeItemPrice, InventoryItem, ItemCommand};
 use domain::sale::{
     CreateSale, PaymentKind, PaymentMethod, RecordPayment, RefundPayment, Sale, SaleCommand, SaleLine, SaleStatus,
 };
@@ -51,28 +51,15 @@ async fn history(store: &EventStore, ctx: &CommandContext, seed: u64, live: &mut
         let written: Option<Position> = match choice {
             0 => {
                 let id = ItemId::new_v7();
-                let cmd = ItemCommand::Acquire(AcquireItem {
-                    item_id: id,
-                    store_id: ctx.store_id,
-                    category: if next(2) == 0 { Category::Watch } else { Category::Handbag },
-                    brand: ["Rolex", "Omega", "Hermès", "Chanel"][next(4)].into(),
-                    model: format!("Model {step}"),
-                    reference_number: None,
-                    serial_number: None,
-                    cost: Some(usd(100_000)),
-                    asking_price: usd(200_000 + 100 * next(5000) as u64),
-                    source: AcquisitionSource::Purchase,
-                    attributes: Default::default(),
-                    acquired_at: chrono::Utc::now(),
-                    floor_price: None,
-                    counterparty: None,
-                    vendor: None,
-                    consignor_payout: None,
-                    condition: None,
-                    watch: None,
-                    handbag: None,
-                    notes: None,
-                });
+                let cmd = ItemCommand::Acquire(AcquireItem::purchase(
+                    id,
+                    ctx.store_id,
+                    if next(2) == 0 { Category::Watch } else { Category::Handbag },
+                    ["Rolex", "Omega", "Hermès", "Chanel"][next(4)],
+                    &format!("Model {step}"),
+                    Some(usd(100_000)),
+                    usd(200_000 + 100 * next(5000) as u64),
+                ));
                 items.push(id);
                 execute::<InventoryItem>(store, ctx, &id.stream_id(), &cmd).await.ok().and_then(|d| d.position)
             }

@@ -3,7 +3,7 @@
 //! swapped in equals a replay from scratch.
 
 use commands::{execute, CommandContext};
-use domain::inventory::{AcquireItem, AcquisitionSource, Category, InventoryItem, ItemCommand};
+use domain::inventory::{AcquireItem, Category, InventoryItem, ItemCommand};
 use domain::{ItemId, Money};
 use eventstore::testing::TestDatabase;
 use eventstore::{Database, EventStore, MasterKey, Position, Upcasters};
@@ -16,28 +16,15 @@ use std::time::{Duration, Instant};
 
 async fn acquire(store: &EventStore, ctx: &CommandContext, i: usize) -> Position {
     let id = ItemId::new_v7();
-    let cmd = ItemCommand::Acquire(AcquireItem {
-        item_id: id,
-        store_id: ctx.store_id,
-        category: if i.is_multiple_of(2) { Category::Watch } else { Category::Handbag },
-        brand: ["Rolex", "Omega", "Hermès"][i % 3].into(),
-        model: format!("Model {i}"),
-        reference_number: None,
-        serial_number: None,
-        cost: Some(Money::parse("x", "500.00", "USD").unwrap()),
-        asking_price: Money::parse("x", &format!("{}.00", 1000 + i), "USD").unwrap(),
-        source: AcquisitionSource::Purchase,
-        attributes: Default::default(),
-        acquired_at: chrono::Utc::now(),
-        floor_price: None,
-        counterparty: None,
-        vendor: None,
-        consignor_payout: None,
-        condition: None,
-        watch: None,
-        handbag: None,
-        notes: None,
-    });
+    let cmd = ItemCommand::Acquire(AcquireItem::purchase(
+        id,
+        ctx.store_id,
+        if i.is_multiple_of(2) { Category::Watch } else { Category::Handbag },
+        ["Rolex", "Omega", "Hermès"][i % 3],
+        &format!("Model {i}"),
+        Some(Money::parse("x", "500.00", "USD").unwrap()),
+        Money::parse("x", &format!("{}.00", 1000 + i), "USD").unwrap(),
+    ));
     execute::<InventoryItem>(store, ctx, &id.stream_id(), &cmd).await.unwrap().position.unwrap()
 }
 

@@ -41,6 +41,12 @@ pub async fn item_as_of(store: &EventStore, store_id: Uuid, id: ItemId, at: AsOf
     as_of(store, store_id, &id.stream_id(), at).await
 }
 
+/// The row a stream's first event creates, from that event alone (a mutation's payload when the
+/// request created the stream: the same fold as the read model, nothing read back).
+pub fn replay_one<V: View>(created: &RecordedEvent) -> ApiResult<Option<V>> {
+    replay::<V>([created]).map_err(|err| ApiError::internal("payload decode", &err))
+}
+
 /// The item now: every event of its stream folded.
 pub async fn item_now(store: &EventStore, store_id: Uuid, id: ItemId) -> ApiResult<Option<ItemRow>> {
     item_as_of(store, store_id, id, AsOf::Version(u64::MAX)).await

@@ -92,7 +92,7 @@ async fn act(
     let idem = Idem { key: key.as_deref(), mutation, entity: item_id.as_uuid() };
     match run::<ItemAggregate>(ctx, &cctx, idem, &item_id.stream_id(), &command(customer)).await? {
         Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
-        Ok(once) => item_payload(ctx, v, item_id, once.position).await,
+        Ok(once) => item_payload(ctx, v, item_id, &once).await,
     }
 }
 

@@ -380,10 +380,28 @@ pub(crate) async fn run<A: domain::Aggregate>(
     stream_id: &str,
     command: &A::Command,
 ) -> ApiResult<Result<Once, Vec<UserError>>> {
-    let result = outcome(
-        commands::execute_once::<A>(&state(ctx).store, cctx, idem.key, idem.mutation, idem.entity, stream_id, command)
-            .await,
-    )?;
+    let store = &state(ctx).store;
+    let done = commands::execute_once::<A>(store, cctx, idem.key, idem.mutation, idem.entity, stream_id, command).await;
+    ran(ctx, done)
+}
+
+/// [`run`] for a command creating its aggregate under an id just generated here
+/// ([`commands::execute_new`]: nothing is read before deciding).
+pub(crate) async fn run_new<A: domain::Aggregate>(
+    ctx: &Context<'_>,
+    cctx: &CommandContext,
+    idem: Idem<'_>,
+    stream_id: &str,
+    command: &A::Command,
+) -> ApiResult<Result<Once, Vec<UserError>>> {
+    let store = &state(ctx).store;
+    let done = commands::execute_new::<A>(store, cctx, idem.key, idem.mutation, idem.entity, stream_id, command).await;
+    ran(ctx, done)
+}
+
+/// A command's outcome for the resolver; the session remembers the write's position.
+fn ran(ctx: &Context<'_>, done: Result<Once, CommandError>) -> ApiResult<Result<Once, Vec<UserError>>> {
+    let result = outcome(done)?;
     if let (Ok(Once { position: Some(p), .. }), Ok(v)) = (&result, viewer(ctx)) {
         state(ctx).sessions.wrote(v.session_id, *p);
     }
@@ -498,9 +516,9 @@ impl CoreMutation {
             notes: input.notes,
         });
         let idem = Idem { key: input.idempotency_key.as_deref(), mutation: "acquireItem", entity: item_id.as_uuid() };
-        match run::<domain::inventory::InventoryItem>(ctx, &cctx, idem, &item_id.stream_id(), &cmd).await? {
+        match run_new::<domain::inventory::InventoryItem>(ctx, &cctx, idem, &item_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
-            Ok(once) => item_payload(ctx, v, ItemId::from_uuid(once.entity_id), once.position).await,
+            Ok(once) => item_payload(ctx, v, ItemId::from_uuid(once.entity_id), &once).await,
         }
     }
 
@@ -527,7 +545,7 @@ impl CoreMutation {
             Idem { key: input.idempotency_key.as_deref(), mutation: "changeItemPrice", entity: item_id.as_uuid() };
         match run::<domain::inventory::InventoryItem>(ctx, &cctx, idem, &item_id.stream_id(), &cmd).await? {
             Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
-            Ok(once) => item_payload(ctx, v, item_id, once.position).await,
+            Ok(once) => item_payload(ctx, v, item_id, &once).await,
         }
     }
 
@@ -674,10 +692,17 @@ pub(crate) async fn item_payload(
     ctx: &Context<'_>,
     v: &Viewer,
     id: ItemId,
-    position: Option<Position>,
+    once: &Once,
 ) -> async_graphql::Result<InventoryItemPayload> {
-    let item = history::item_now(&state(ctx).store, v.store_id, id).await?.map(InventoryItem);
-    Ok(InventoryItemPayload { item, position: position.map(|p| p.to_string()), errors: vec![] })
+    let item = match &once.created {
+        // Created by this request's single event: its own fold, nothing read back.
+        Some(created) if created.store_id == v.store_id && created.stream_id == id.stream_id() => {
+            history::replay_one(created)?
+        }
+        _ => history::item_now(&state(ctx).store, v.store_id, id).await?,
+    };
+    let position = once.position.map(|p| p.to_string());
+    Ok(InventoryItemPayload { item: item.map(InventoryItem), position, errors: vec![] })
 }
 
 pub(crate) async fn customer_payload(

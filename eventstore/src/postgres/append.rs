@@ -277,7 +277,7 @@ impl GroupWriter for PgWriter {
                     .map(|(b, l)| {
                         let last = l.last().expect("a non-empty batch");
                         let position = written.get(&(b.stream_id.clone(), last.version as i64))?;
-                        Some(AppendResult { version: last.version, position: *position })
+                        Some(AppendResult { version: last.version, position: *position, recorded_at: at })
                     })
                     .collect();
                 match results {
@@ -406,7 +406,7 @@ async fn insert_stream(tx: &mut Transaction<'static, Postgres>, batch: &StreamBa
         .map(|(seq, commit)| Position { commit: *commit, seq: *seq })
         .max()
         .expect("a non-empty batch returns rows");
-    Ok(AppendResult { version: links.last().expect("a non-empty batch").version, position })
+    Ok(AppendResult { version: links.last().expect("a non-empty batch").version, position, recorded_at })
 }
 
 /// Inserts a data key created for this append; `KeyRace` if the subject got one meanwhile.

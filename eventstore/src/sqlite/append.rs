@@ -210,7 +210,7 @@ async fn insert_stream(
     }
     let last = links.last().expect("a non-empty batch");
     Ok(Some((
-        AppendResult { version: last.version, position: Position { commit: position, seq: position } },
+        AppendResult { version: last.version, position: Position { commit: position, seq: position }, recorded_at },
         last.hash,
     )))
 }
