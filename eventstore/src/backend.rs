@@ -52,6 +52,10 @@ pub trait Backend: Send + Sync + 'static {
     /// readers must use [`Backend::read_all`].
     async fn read_committed(&self, after: Position, limit: usize) -> Result<Vec<StoredEvent>>;
 
+    /// How many events [`Backend::read_committed`] would return after `after`, counted by the
+    /// database on the log's order index (no event row leaves it).
+    async fn count_committed(&self, after: Position) -> Result<u64>;
+
     /// Changes (at least) whenever events may have become readable; wakes subscribers.
     fn wakeups(&self) -> watch::Receiver<u64>;
 

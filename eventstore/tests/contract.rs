@@ -132,6 +132,62 @@ async fn a_multi_stream_append_is_all_or_nothing(tdb: &TestDatabase) {
     assert!(matches!(err, StoreError::Invalid(_)), "a stream twice in one append: {err:?}");
 }
 
+/// An append across hundreds of streams (more than one statement's worth of streams and of
+/// rows), some new and some continuing: every stream chained onto its own head, each result
+/// naming its own stream's last event, in input order; one stale expectation among them and
+/// nothing is written.
+async fn a_wide_multi_stream_append_chains_every_stream(tdb: &TestDatabase) {
+    let (_db, store) = open(tdb).await;
+    let n = 700;
+    for i in (0..n).step_by(2) {
+        store.append(&format!("w-{i}"), ExpectedVersion::NoStream, vec![event("A", json!({"i": i}))]).await.unwrap();
+    }
+    let batches = |stale: Option<usize>| -> Vec<(String, ExpectedVersion, Vec<NewEvent>)> {
+        (0..n)
+            .map(|i| {
+                let expected = match (i % 2, stale == Some(i)) {
+                    (_, true) => ExpectedVersion::Exact(7),
+                    (0, _) => ExpectedVersion::Exact(0),
+                    _ => ExpectedVersion::NoStream,
+                };
+                let events = (0..1 + i % 3).map(|k| event("B", json!({"i": i, "k": k}))).collect();
+                (format!("w-{i}"), expected, events)
+            })
+            .collect()
+    };
+    let before = store.count_after(eventstore::Position::START).await.unwrap();
+    let err = store.append_streams(batches(Some(333))).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(store.count_after(eventstore::Position::START).await.unwrap(), before, "nothing written");
+    let results = store.append_streams(batches(None)).await.unwrap();
+    assert_eq!(results.len(), n);
+    for (i, r) in results.iter().enumerate() {
+        let stream = store.read_stream(&format!("w-{i}"), 0).await.unwrap();
+        let versions: Vec<u64> = stream.iter().map(|e| e.version).collect();
+        assert_eq!(versions, (0..=r.version).collect::<Vec<u64>>(), "stream w-{i}");
+        assert_eq!(r.version as usize, i % 3 + usize::from(i % 2 == 0), "stream w-{i}");
+        assert_eq!(stream.last().unwrap().position, r.position, "stream w-{i}: the result names its last event");
+        assert_eq!(stream.last().unwrap().recorded_at, r.recorded_at, "stream w-{i}");
+    }
+    assert!(store.verify().await.unwrap().broken.is_none(), "every stream's chain holds");
+}
+
+/// `count_after` (counted by the database) agrees with reading the log, from every position.
+async fn counting_after_a_position_agrees_with_reading_the_log(tdb: &TestDatabase) {
+    let (_db, store) = open(tdb).await;
+    assert_eq!(store.count_after(eventstore::Position::START).await.unwrap(), 0);
+    for i in 0..12 {
+        let events = (0..1 + i % 3).map(|k| event("C", json!({"i": i, "k": k}))).collect();
+        store.append(&format!("c-{}", i % 4), ExpectedVersion::Any, events).await.unwrap();
+    }
+    let log = read_all_eventually(&store, 24).await;
+    assert_eq!(log.len(), 24);
+    for (i, e) in log.iter().enumerate() {
+        assert_eq!(store.count_after(e.position).await.unwrap(), (log.len() - 1 - i) as u64, "after event {i}");
+    }
+    assert_eq!(store.count_after(eventstore::Position::START).await.unwrap(), 24);
+}
+
 async fn concurrent_claims_on_one_stream_version_let_exactly_one_win(tdb: &TestDatabase) {
     let (_db, store) = open(tdb).await;
     store.append("item-1", ExpectedVersion::NoStream, vec![event("Acquired", json!({}))]).await.unwrap();
@@ -422,6 +478,8 @@ async fn appends_wake_subscribers(tdb: &TestDatabase) {
 }
 
 eventstore::backend_contract!(
+    counting_after_a_position_agrees_with_reading_the_log,
+    a_wide_multi_stream_append_chains_every_stream,
     expected_version_mismatch_is_a_typed_conflict,
     a_multi_stream_append_is_all_or_nothing,
     concurrent_claims_on_one_stream_version_let_exactly_one_win,

@@ -294,6 +294,15 @@ impl Backend for PostgresBackend {
         rows.iter().map(row_to_event).collect()
     }
 
+    async fn count_committed(&self, after: Position) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)")
+            .bind(after.commit.to_string())
+            .bind(after.seq)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
     fn wakeups(&self) -> watch::Receiver<u64> {
         self.wake.subscribe()
     }

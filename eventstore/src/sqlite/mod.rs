@@ -237,6 +237,14 @@ impl Backend for SqliteBackend {
         self.read_all(after, limit).await
     }
 
+    async fn count_committed(&self, after: Position) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE position > ?1")
+            .bind(after.seq)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(n as u64)
+    }
+
     fn wakeups(&self) -> watch::Receiver<u64> {
         self.wake.subscribe()
     }
