@@ -16,7 +16,7 @@ use crate::chain::{link, Link};
 use crate::crypto::KeyRecord;
 use crate::error::{Result, StoreError};
 use crate::group::{self, GroupWriter, Heads, Job};
-use crate::types::{now_micros, AppendResult, ExpectedVersion, Position};
+use crate::types::{now_micros, AppendResult, ExpectedVersion, Position, SealedEvent};
 use async_trait::async_trait;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
@@ -31,6 +31,9 @@ pub(crate) struct SqliteWriter {
 
 /// A stream's last event (version and hash), or none.
 type Head = Option<group::Head>;
+
+/// The head of a multi-row insert of events (rows from [`event_row`]).
+const INSERT_EVENTS: &str = "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) ";
 
 /// Most events one statement inserts (11 binds a row, far below SQLite's 32766 variables).
 const CHUNK: usize = 500;
@@ -114,22 +117,8 @@ async fn write_streams(
         .collect();
     let mut positions: HashMap<(String, i64), i64> = HashMap::with_capacity(batches.len());
     for chunk in rows.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) ",
-        );
-        qb.push_values(chunk, |mut b, (stream_id, e, l)| {
-            b.push_bind(*stream_id)
-                .push_bind(l.version as i64)
-                .push_bind(e.event_id)
-                .push_bind(e.store_id)
-                .push_bind(&e.event_type)
-                .push_bind(e.schema_version as i64)
-                .push_bind(&e.payload)
-                .push_bind(&e.metadata)
-                .push_bind(micros(recorded_at))
-                .push_bind(l.prev_hash.as_slice())
-                .push_bind(l.hash.as_slice());
-        });
+        let mut qb = QueryBuilder::<Sqlite>::new(INSERT_EVENTS);
+        qb.push_values(chunk, |b, (stream_id, e, l)| event_row(b, stream_id, e, l, recorded_at));
         // RETURNING gives rows in no promised order: each says which event it is.
         qb.push(" RETURNING stream_id, version, position");
         let returned: Vec<(String, i64, i64)> = qb.build_query_as().fetch_all(&mut **tx).await.map_err(|err| {
@@ -254,25 +243,11 @@ async fn insert_stream(
     let mut position = 0i64;
     debug_assert!(guard.is_none() || rows.len() <= CHUNK);
     for chunk in rows.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (stream_id, version, event_id, store_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) ",
-        );
+        let mut qb = QueryBuilder::<Sqlite>::new(INSERT_EVENTS);
         if guard.is_some() {
             qb.push("SELECT * FROM (");
         }
-        qb.push_values(chunk, |mut b, (e, l)| {
-            b.push_bind(stream_id)
-                .push_bind(l.version as i64)
-                .push_bind(e.event_id)
-                .push_bind(e.store_id)
-                .push_bind(&e.event_type)
-                .push_bind(e.schema_version as i64)
-                .push_bind(&e.payload)
-                .push_bind(&e.metadata)
-                .push_bind(micros(recorded_at))
-                .push_bind(l.prev_hash.as_slice())
-                .push_bind(l.hash.as_slice());
-        });
+        qb.push_values(chunk, |b, (e, l)| event_row(b, stream_id, e, l, recorded_at));
         if let Some(prev) = guard {
             qb.push(") WHERE (SELECT max(version) FROM events WHERE stream_id = ");
             qb.push_bind(stream_id);
@@ -303,6 +278,27 @@ async fn insert_stream(
         AppendResult { version: last.version, position: Position { commit: position, seq: position }, recorded_at },
         last.hash,
     )))
+}
+
+/// One event's row of an `INSERT INTO events` (the columns of [`INSERT_EVENTS`], in order).
+fn event_row<'q>(
+    mut b: sqlx::query_builder::Separated<'_, 'q, Sqlite, &'static str>,
+    stream_id: &'q str,
+    e: &'q SealedEvent,
+    l: &'q Link,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+) {
+    b.push_bind(stream_id)
+        .push_bind(l.version as i64)
+        .push_bind(e.event_id)
+        .push_bind(e.store_id)
+        .push_bind(&e.event_type)
+        .push_bind(e.schema_version as i64)
+        .push_bind(&e.payload)
+        .push_bind(&e.metadata)
+        .push_bind(micros(recorded_at))
+        .push_bind(l.prev_hash.as_slice())
+        .push_bind(l.hash.as_slice());
 }
 
 /// Inserts a data key created for this append; `KeyRace` if the subject got one meanwhile.
