@@ -235,15 +235,20 @@ macro_rules! audit_sql {
                 if events.is_empty() {
                     return Ok(());
                 }
-                let mut streams: Vec<&str> = Vec::new();
+                // Memos to load: of streams whose first event here is not their first (one that
+                // starts in this batch has none yet, as in `batch::touched`).
+                let (mut streams, mut to_load): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
                 let mut memos: HashMap<&str, Memo> = HashMap::new();
                 for e in events {
                     if !memos.contains_key(e.stream_id.as_str()) {
                         memos.insert(&e.stream_id, Memo::default());
                         streams.push(&e.stream_id);
+                        if e.version > 0 {
+                            to_load.push(&e.stream_id);
+                        }
                     }
                 }
-                for chunk in streams.chunks(CHUNK) {
+                for chunk in to_load.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<Db>::new(
                         "SELECT stream_id, memo_key, value FROM rm_audit_memo WHERE stream_id IN (",
                     );

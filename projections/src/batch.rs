@@ -16,20 +16,34 @@ pub(crate) fn stream_uuid(e: &RecordedEvent) -> Result<Uuid, ProjectionError> {
         .ok_or_else(|| ProjectionError::Corrupt { position: e.position, reason: "stream id without a uuid".into() })
 }
 
-/// The events of a batch on streams named `prefix…` and their ids, in first-touch order.
-pub(crate) fn touched<'a>(
-    events: &'a [RecordedEvent],
-    prefix: &str,
-) -> Result<(Vec<Uuid>, Vec<&'a RecordedEvent>), ProjectionError> {
+/// The events of a batch on streams named `prefix…`, their ids in first-touch order, and of
+/// those the ones that may already have a row: streams whose first event here is not their
+/// first (version 0). A stream that starts in this batch has had nothing applied (every event
+/// is applied once, in log order), so there is no row of it to load — an `acquireItem` batch
+/// reads nothing back.
+pub(crate) fn touched<'a>(events: &'a [RecordedEvent], prefix: &str) -> Result<Touched<'a>, ProjectionError> {
     let mine: Vec<&RecordedEvent> = events.iter().filter(|e| e.stream_id.starts_with(prefix)).collect();
-    let mut ids = Vec::new();
+    let (mut ids, mut existing) = (Vec::new(), Vec::new());
     for e in &mine {
         let id = stream_uuid(e)?;
         if !ids.contains(&id) {
             ids.push(id);
+            if e.version > 0 {
+                existing.push(id);
+            }
         }
     }
-    Ok((ids, mine))
+    Ok(Touched { ids, mine, existing })
+}
+
+/// What [`touched`] finds in a batch.
+pub(crate) struct Touched<'a> {
+    /// The streams' ids, in first-touch order.
+    pub ids: Vec<Uuid>,
+    /// Their events, in log order.
+    pub mine: Vec<&'a RecordedEvent>,
+    /// The ids that may already have a row (their first event here is not their first).
+    pub existing: Vec<Uuid>,
 }
 
 /// Each touched row's total group (`G`) before the batch and the row after it.

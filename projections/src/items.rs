@@ -38,11 +38,11 @@ macro_rules! items_sql {
 
             /// Applies the item events of `events` (others are ignored), in log order.
             pub async fn apply_batch(tx: &mut Tx<'_>, events: &[RecordedEvent]) -> Result<()> {
-                let (ids, mine) = touched(events, "item-")?;
+                let crate::batch::Touched { ids, mine, existing } = touched(events, "item-")?;
                 if mine.is_empty() {
                     return Ok(());
                 }
-                let loaded = load_rows(tx, "rm_inventory_items", ITEM_COLS, "item_id", &ids, item_row, |r| r.id).await?;
+                let loaded = load_rows(tx, "rm_inventory_items", ITEM_COLS, "item_id", &existing, item_row, |r| r.id).await?;
                 let mut folded = Folded::new(ids, loaded, count_key);
                 folded.apply(&mine)?;
                 upsert(tx, &folded.changed()).await?;

@@ -39,11 +39,11 @@ macro_rules! sales_sql {
 
             /// Applies the sale events of `events` (others are ignored), in log order.
             pub async fn apply_batch(tx: &mut Tx<'_>, events: &[RecordedEvent]) -> Result<()> {
-                let (ids, mine) = touched(events, "sale-")?;
+                let crate::batch::Touched { ids, mine, existing } = touched(events, "sale-")?;
                 if mine.is_empty() {
                     return Ok(());
                 }
-                let loaded = load_rows(tx, "rm_sales", SALE_COLS, "sale_id", &ids, sale_row, |r| r.id).await?;
+                let loaded = load_rows(tx, "rm_sales", SALE_COLS, "sale_id", &existing, sale_row, |r| r.id).await?;
                 let mut folded = Folded::new(ids, loaded, status);
                 folded.apply(&mine)?;
                 upsert(tx, &folded.changed()).await?;
