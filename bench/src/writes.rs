@@ -1,21 +1,33 @@
 //! `acquireItem` over HTTP: 1 and 8 clients running the mutation back to back for a fixed time
-//! against a server in this process, with each request's latency. The payload is the item as the
-//! read model shows it after the write (the server waits for its projection to reach the
-//! write's position). Baseline, same run, same database, same concurrency: the bare event-store
+//! against a server in this process, with each request's latency. The mutation asks for its
+//! errors only; its payload's item is the fold of the event the command recorded (nothing waits
+//! for a projection). Baseline, same run, same database, same concurrency: the bare event-store
 //! append of one item event to a new stream (no HTTP, no GraphQL, no command, no read model).
+//! With `--events N` the same `acquireItem` load runs again on a generated store of N events,
+//! against the empty store's rates in the same run.
 
 use crate::latency::{load, Measured};
 use crate::subscriptions::{server, ACQUIRE};
 use crate::{Backend, Error};
+use api::app::{AppState, Settings};
 use eventstore::testing::TestDatabase;
 use eventstore::{Database, EventStore, ExpectedVersion, MasterKey, Metadata, NewEvent, Upcasters};
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 #[derive(clap::Args)]
 pub struct Options {
     /// How long each measurement runs.
     #[arg(long, default_value_t = 8)]
     seconds: u64,
+    /// Also measure `acquireItem` on a generated store of this many events (0: only the empty
+    /// store), against the empty store's figures in the same run: writes should stay flat as the
+    /// log grows.
+    #[arg(long, default_value_t = 0)]
+    events: usize,
+    /// Items in that generated store.
+    #[arg(long, default_value_t = 100_000)]
+    items: usize,
 }
 
 pub const HEADER: &str = "| backend | what | per second | p50 | p99 |\n|---|---|---|---|---|";
@@ -32,11 +44,12 @@ pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
     };
     let db = Database::connect(&tdb.url).await?;
     let store = EventStore::new(&db, MasterKey::generate(), Upcasters::default());
-    let mut rows = Vec::new();
+    let (mut rows, mut empty) = (Vec::new(), Vec::new());
     for clients in [1usize, 8] {
         let bare = appends(&store, clients, o.seconds).await?;
         rows.push(bare.row(backend, &format!("baseline: bare append of one event, {clients} writer(s)")));
         let http = acquire(&graphql, &token, clients, o.seconds).await?;
+        empty.push(http.per_second());
         rows.push(http.row(backend, &format!("acquireItem over HTTP, {clients} client(s)")));
         rows.push(format!(
             "| {backend:?} | ratio acquireItem ÷ bare append, {clients} | {:.2} | | |",
@@ -45,6 +58,32 @@ pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
     }
     drop(s);
     drop(tdb);
+    if o.events > 0 {
+        rows.extend(at_scale(backend, o, &empty).await?);
+    }
+    Ok(rows)
+}
+
+/// `acquireItem` with 1 and 8 clients on a generated store of `o.events` events, against the
+/// empty store's rates (`empty`, same run).
+async fn at_scale(backend: Backend, o: &Options, empty: &[f64]) -> Result<Vec<String>, Error> {
+    let (_tdb, db, store, generated, row) = crate::generated_store(backend, o.items, o.events, 13).await?;
+    let mut rows = vec![row];
+    let (_stop, shutdown) = watch::channel(false);
+    let state = AppState::start_with(db, store, shutdown.clone(), Settings::default()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let graphql = format!("http://{}/graphql", listener.local_addr()?);
+    tokio::spawn(api::app::serve(listener, state.clone(), shutdown));
+    let token = crate::login(&graphql, crate::OWNER_EMAIL, crate::OWNER_PASSWORD).await?;
+    for (clients, before) in [1usize, 8].into_iter().zip(empty) {
+        let http = acquire(&graphql, &token, clients, o.seconds).await?;
+        let what = format!("acquireItem over HTTP, {clients} client(s), at {} events", generated.events);
+        rows.push(http.row(backend, &what));
+        rows.push(format!(
+            "| {backend:?} | ratio to the empty store, {clients} | {:.2} | | |",
+            http.per_second() / before
+        ));
+    }
     Ok(rows)
 }
 
