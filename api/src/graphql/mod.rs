@@ -15,6 +15,7 @@ pub mod sales;
 pub mod sessions;
 pub mod staff;
 pub mod types;
+mod writes;
 
 use crate::app::AppState;
 use crate::auth::{allows, AccessControl, Permission, Viewer};
@@ -24,7 +25,6 @@ use async_graphql::{Context, MergedObject, Object, Schema, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use commands::idempotency::Once;
 use commands::{CommandContext, CommandError};
 use domain::customer::{CustomerCommand, RegisterCustomer, UpdateCustomer};
 use domain::inventory::{AcquireItem, ChangeItemPrice, ItemCommand};
@@ -34,6 +34,7 @@ use projections::rows::{Cursor, CursorValue, CustomerFilter, CustomerSortField, 
 use std::sync::Arc;
 use types::*;
 use uuid::Uuid;
+pub(crate) use writes::{customer_payload, item_payload, outcome, ran, read_after, run, Idem};
 
 pub type AppSchema = Schema<Query, Mutation, live::Subscription>;
 
@@ -355,78 +356,6 @@ impl CoreQuery {
 #[derive(Default)]
 pub struct CoreMutation;
 
-/// An idempotency key, the mutation it belongs to and the entity it acts on.
-pub(crate) struct Idem<'a> {
-    pub key: Option<&'a str>,
-    pub mutation: &'static str,
-    pub entity: Uuid,
-}
-
-/// Maps a command outcome: a domain rejection becomes payload errors, anything else a GraphQL
-/// error.
-pub(crate) fn outcome<T>(r: Result<T, CommandError>) -> ApiResult<Result<T, Vec<UserError>>> {
-    match r {
-        Ok(once) => Ok(Ok(once)),
-        Err(CommandError::Rejected(e)) => Ok(Err(vec![(&e).into()])),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Runs one aggregate command at most once per idempotency key (a retry gets the first result).
-pub(crate) async fn run<A: domain::Aggregate>(
-    ctx: &Context<'_>,
-    cctx: &CommandContext,
-    idem: Idem<'_>,
-    stream_id: &str,
-    command: &A::Command,
-) -> ApiResult<Result<Once, Vec<UserError>>> {
-    let store = &state(ctx).store;
-    let done = commands::execute_once::<A>(store, cctx, idem.key, idem.mutation, idem.entity, stream_id, command).await;
-    ran(ctx, done)
-}
-
-/// [`run`] for a command creating its aggregate under an id just generated here
-/// ([`commands::execute_new`]: nothing is read before deciding).
-pub(crate) async fn run_new<A: domain::Aggregate>(
-    ctx: &Context<'_>,
-    cctx: &CommandContext,
-    idem: Idem<'_>,
-    stream_id: &str,
-    command: &A::Command,
-) -> ApiResult<Result<Once, Vec<UserError>>> {
-    let store = &state(ctx).store;
-    let done = commands::execute_new::<A>(store, cctx, idem.key, idem.mutation, idem.entity, stream_id, command).await;
-    ran(ctx, done)
-}
-
-/// A command's outcome for the resolver; the session remembers the write's position.
-fn ran(ctx: &Context<'_>, done: Result<Once, CommandError>) -> ApiResult<Result<Once, Vec<UserError>>> {
-    let result = outcome(done)?;
-    if let (Ok(Once { position: Some(p), .. }), Ok(v)) = (&result, viewer(ctx)) {
-        state(ctx).sessions.wrote(v.session_id, *p);
-    }
-    Ok(result)
-}
-
-/// After a write: waits (bounded) for the read models to reach `position`, then reads, so a
-/// payload shows the new state; `None` if they did not get there in time (the client can query
-/// again with `minPosition`).
-pub(crate) async fn read_after<T>(
-    ctx: &Context<'_>,
-    position: Option<Position>,
-    read: impl std::future::Future<Output = projections::Result<Option<T>>>,
-) -> async_graphql::Result<Option<T>> {
-    if let Some(p) = position {
-        let s = state(ctx);
-        match s.projections.wait_for(p, s.consistency_timeout).await {
-            Ok(()) => {}
-            Err(projections::ProjectionError::ConsistencyTimeout) => return Ok(None),
-            Err(e) => return Err(ApiError::from(e).into()),
-        }
-    }
-    Ok(read.await.map_err(ApiError::from)?)
-}
-
 #[Object]
 impl CoreMutation {
     async fn acquire_item(
@@ -516,7 +445,19 @@ impl CoreMutation {
             notes: input.notes,
         });
         let idem = Idem { key: input.idempotency_key.as_deref(), mutation: "acquireItem", entity: item_id.as_uuid() };
-        match run_new::<domain::inventory::InventoryItem>(ctx, &cctx, idem, &item_id.stream_id(), &cmd).await? {
+        // The item id was generated above: decided without reading its stream.
+        let store = &state(ctx).store;
+        let done = commands::execute_new::<domain::inventory::InventoryItem>(
+            store,
+            &cctx,
+            idem.key,
+            idem.mutation,
+            idem.entity,
+            &item_id.stream_id(),
+            &cmd,
+        )
+        .await;
+        match ran(ctx, done)? {
             Err(errors) => Ok(InventoryItemPayload { errors, ..Default::default() }),
             Ok(once) => item_payload(ctx, v, ItemId::from_uuid(once.entity_id), &once).await,
         }
@@ -682,35 +623,4 @@ fn staff_id(id: Option<&ID>) -> Result<Option<domain::UserId>, UserError> {
 
 fn external_ids(ids: Option<Vec<ExternalId>>) -> std::collections::BTreeMap<String, String> {
     ids.unwrap_or_default().into_iter().map(|e| (e.system, e.id)).collect()
-}
-
-/// An item mutation's payload: the item as its own stream folds to, read from the log right
-/// after the write. That is the fold the inventory read model applies (`projections::views::
-/// item_view`, one definition), so the payload equals what the read model will show, without
-/// waiting for the projection; `position` lets the queries that follow read their writes.
-pub(crate) async fn item_payload(
-    ctx: &Context<'_>,
-    v: &Viewer,
-    id: ItemId,
-    once: &Once,
-) -> async_graphql::Result<InventoryItemPayload> {
-    let item = match &once.created {
-        // Created by this request's single event: its own fold, nothing read back.
-        Some(created) if created.store_id == v.store_id && created.stream_id == id.stream_id() => {
-            history::replay_one(created)?
-        }
-        _ => history::item_now(&state(ctx).store, v.store_id, id).await?,
-    };
-    let position = once.position.map(|p| p.to_string());
-    Ok(InventoryItemPayload { item: item.map(InventoryItem), position, errors: vec![] })
-}
-
-pub(crate) async fn customer_payload(
-    ctx: &Context<'_>,
-    v: &Viewer,
-    id: CustomerId,
-    position: Option<Position>,
-) -> async_graphql::Result<CustomerPayload> {
-    let customer = read_after(ctx, position, state(ctx).read.customer(v.store_id, id.as_uuid())).await?.map(Customer);
-    Ok(CustomerPayload { customer, position: position.map(|p| p.to_string()), errors: vec![] })
 }
