@@ -503,6 +503,9 @@ async fn execute(
         .and_then(|h| Uuid::parse_str(h.trim()).ok())
         .unwrap_or(request_id);
     let mut req = req;
+    let settings = &http.state.settings;
+    let admitted =
+        crate::auth::admit(&mut req, viewer.is_some(), settings.max_mutations, settings.public_introspection);
     if let Some(v) = &viewer {
         let (items, customers) = crate::graphql::loaders::for_request(&http.state.read, v.store_id);
         req = req.data(items).data(customers);
@@ -519,7 +522,10 @@ async fn execute(
         outcome = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
-    let mut response = tracing::Instrument::instrument(http.schema.execute(req), span.clone()).await;
+    let mut response = match admitted {
+        Ok(()) => tracing::Instrument::instrument(http.schema.execute(req), span.clone()).await,
+        Err(refusal) => async_graphql::Response::from_errors(vec![refusal]),
+    };
     // Resolver errors always carry a code (ApiError). Errors without one come from
     // async-graphql itself — syntax, validation, wrong input types, depth/complexity limits —
     // and are all the client's input.

@@ -1,19 +1,21 @@
 //! Who may do what — decided here and nowhere else.
 //!
 //! Two tables: [`allows`] says which permissions each role has; [`root_field_access`] says what
-//! each Query and Mutation field requires. The [`AccessControl`] extension applies the second to
-//! every root field before its resolver runs, so a resolver never checks a role by hand, and a
+//! each Query and Mutation field requires. The [`Guarded`] roots apply the second to every root
+//! field before its resolver runs, so a resolver never checks a role by hand, and a
 //! field missing from the table is refused (fail closed) — and fails the permission-matrix test,
 //! which walks the schema. Object fields that expose sensitive values (costs, floor prices,
 //! consent evidence) ask [`allows`] for their permission.
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
+use async_graphql::parser::types::{ExecutableDocument, Field, OperationType, Selection};
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::{resolve_container, ContainerType};
+use async_graphql::{
+    Context, ContextSelectionSet, IntrospectionMode, ObjectType, OutputType, Positioned, Request, ServerError,
+    ServerResult, Value,
 };
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
-use async_graphql::{ServerError, ServerResult, Value, Variables};
 use domain::staff::Role;
-use std::sync::Arc;
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// Who is calling: fixed by the session, never by the request body.
@@ -265,26 +267,86 @@ pub fn check(viewer: Option<&Viewer>, parent: &str, field: &str) -> Result<(), &
     }
 }
 
-/// The access-control extension: applies [`root_field_access`] to every root field, and caps
-/// the number of mutations one request may run.
-pub struct AccessControl {
-    pub max_mutations: usize,
-    /// Serve `__schema` / `__type` to callers who are not signed in.
-    pub public_introspection: bool,
-}
+/// The schema's Query and Mutation roots, each behind [`root_field_access`]: every root field
+/// is checked before its resolver runs. A wrapper of the roots, not a schema extension: any
+/// extension at all sends every field of every result, down to each node's `brand`, through
+/// async-graphql's extension path (a `ResolveInfo` built, the registry looked up, a boxed
+/// future), where the wrapper costs one check per root field.
+#[derive(Default)]
+pub struct Guarded<T>(pub T);
 
-impl ExtensionFactory for AccessControl {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AccessControlExtension {
-            max_mutations: self.max_mutations,
-            public_introspection: self.public_introspection,
-        })
+impl<T: ObjectType> OutputType for Guarded<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        T::qualified_type_name()
+    }
+
+    fn introspection_type_name(&self) -> Cow<'static, str> {
+        self.0.introspection_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> ServerResult<Value> {
+        resolve_container(ctx, self).await
     }
 }
 
-struct AccessControlExtension {
+impl<T: ObjectType> ContainerType for Guarded<T> {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        let name = ctx.item.node.name.node.as_str();
+        let refusal = if name.starts_with("__") {
+            // async-graphql answers `__schema` and `__type` before the root when the request
+            // may introspect ([`admit`]); they reach the root only when it may not.
+            Some("UNAUTHENTICATED")
+        } else {
+            let viewer = ctx.data_opt::<crate::graphql::RequestContext>().and_then(|r| r.viewer.as_ref());
+            check(viewer, &T::type_name(), name).err()
+        };
+        match refusal {
+            None => self.0.resolve_field(ctx).await,
+            Some(code) => {
+                let message = match code {
+                    _ if name.starts_with("__") => "introspection is available to signed-in staff",
+                    "UNAUTHENTICATED" => "authentication required",
+                    _ => "not allowed for your role",
+                };
+                Err(ctx.set_error_path(error(code, message)))
+            }
+        }
+    }
+
+    async fn find_entity(&self, ctx: &Context<'_>, params: &Value) -> ServerResult<Option<Value>> {
+        self.0.find_entity(ctx, params).await
+    }
+}
+
+impl<T: ObjectType> ObjectType for Guarded<T> {}
+
+/// What is decided about a request before it runs: more mutations than `max_mutations` refuse
+/// it whole (none of them runs), and a caller who is not signed in gets no introspection unless
+/// `public_introspection`. Its document is parsed here once and kept for execution; one that
+/// does not parse is left for execution to report.
+pub fn admit(
+    req: &mut Request,
+    signed_in: bool,
     max_mutations: usize,
     public_introspection: bool,
+) -> Result<(), ServerError> {
+    if !signed_in && !public_introspection {
+        req.introspection_mode = IntrospectionMode::Disabled;
+    }
+    let Ok(doc) = req.parsed_query() else { return Ok(()) };
+    let n = mutation_fields(doc);
+    if n > max_mutations {
+        return Err(error("BAD_REQUEST", &format!("at most {max_mutations} mutations per request; this one has {n}")));
+    }
+    Ok(())
 }
 
 fn error(code: &'static str, message: &str) -> ServerError {
@@ -319,54 +381,6 @@ fn mutation_fields(doc: &ExecutableDocument) -> usize {
         .map(|(_, op)| count(doc, &op.node.selection_set.node, 0))
         .max()
         .unwrap_or(0)
-}
-
-#[async_trait::async_trait]
-impl Extension for AccessControlExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let n = mutation_fields(&doc);
-        if n > self.max_mutations {
-            return Err(error(
-                "BAD_REQUEST",
-                &format!("at most {} mutations per request; this one has {n}", self.max_mutations),
-            ));
-        }
-        Ok(doc)
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let root = info.path_node.parent.is_none() && matches!(info.parent_type, "Query" | "Mutation");
-        let viewer = || ctx.data_opt::<crate::graphql::RequestContext>().and_then(|r| r.viewer.as_ref());
-        if root && matches!(info.name, "__schema" | "__type") && !self.public_introspection && viewer().is_none() {
-            let mut e = error("UNAUTHENTICATED", "introspection is available to signed-in staff");
-            e.path = vec![async_graphql::PathSegment::Field(info.alias.unwrap_or(info.name).to_owned())];
-            return Err(e);
-        }
-        if root && !info.is_for_introspection && !info.name.starts_with("__") {
-            if let Err(code) = check(viewer(), info.parent_type, info.name) {
-                let message = match code {
-                    "UNAUTHENTICATED" => "authentication required",
-                    _ => "not allowed for your role",
-                };
-                let mut e = error(code, message);
-                e.path = vec![async_graphql::PathSegment::Field(info.alias.unwrap_or(info.name).to_owned())];
-                return Err(e);
-            }
-        }
-        next.run(ctx, info).await
-    }
 }
 
 #[cfg(test)]

@@ -391,6 +391,18 @@ pub(crate) async fn the_websocket_protocol_is_enforced_with_its_close_codes(app:
         Frame::Json(m) => assert_eq!(m["payload"][0]["extensions"]["code"], "BAD_USER_INPUT", "{m}"),
         other => panic!("{other:?}"),
     }
+    // The socket keeps the same limits as HTTP: eleven mutations in one document are refused
+    // before any runs.
+    let fields: String = (0..11).map(|i| format!("a{i}: acquireItem(input: $input) {{ position }} ")).collect();
+    let document = format!("mutation($input: AcquireItemInput!) {{ {fields} }}");
+    ws.subscribe("many", &document, super::acquire_input("10.00")).await;
+    match ws.recv().await {
+        Frame::Json(m) => {
+            assert_eq!((m["type"].as_str(), m["id"].as_str()), (Some("error"), Some("many")), "{m}");
+            assert_eq!(m["payload"][0]["extensions"]["code"], "BAD_REQUEST", "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
     ws.send(json!({"type": "ping"})).await;
     assert_eq!(ws.recv().await, Frame::Json(json!({"type": "pong"})), "still open");
 }

@@ -211,6 +211,7 @@ api_tests!(
     mutations_return_a_position_that_reads_your_writes,
     a_store_never_sees_another_stores_data,
     roles_are_enforced_least_privilege,
+    root_fields_are_checked_however_a_document_reaches_them,
     lists_paginate_with_keyset_cursors,
     customers_are_created_updated_and_filtered,
     an_item_moves_through_its_lifecycle_and_illegal_moves_are_rejected,

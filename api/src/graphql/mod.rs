@@ -18,7 +18,7 @@ pub mod types;
 mod writes;
 
 use crate::app::AppState;
-use crate::auth::{allows, AccessControl, Permission, Viewer};
+use crate::auth::{allows, Guarded, Permission, Viewer};
 use crate::error::{ApiError, ApiResult};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, MergedObject, Object, Schema, ID};
@@ -36,7 +36,7 @@ use types::*;
 use uuid::Uuid;
 pub(crate) use writes::{customer_payload, item_payload, outcome, ran, read_after, run, Idem};
 
-pub type AppSchema = Schema<Query, Mutation, live::Subscription>;
+pub type AppSchema = Schema<Guarded<Query>, Guarded<Mutation>, live::Subscription>;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -79,14 +79,9 @@ pub struct RequestContext {
 }
 
 pub fn build_schema(state: Option<Arc<AppState>>) -> AppSchema {
-    let defaults = crate::app::Settings::default();
-    let settings = state.as_ref().map_or(&defaults, |s| &s.settings);
-    let access =
-        AccessControl { max_mutations: settings.max_mutations, public_introspection: settings.public_introspection };
-    let mut builder = Schema::build(Query::default(), Mutation::default(), live::Subscription)
+    let mut builder = Schema::build(Guarded::<Query>::default(), Guarded::<Mutation>::default(), live::Subscription)
         .limit_depth(12)
-        .limit_complexity(2000)
-        .extension(access);
+        .limit_complexity(2000);
     if let Some(state) = state {
         builder = builder.data(state);
     }
@@ -101,8 +96,8 @@ pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
     ctx.data_opt::<RequestContext>().and_then(|r| r.viewer.as_ref()).ok_or(ApiError::Unauthenticated)
 }
 
-/// The caller, if their role has `permission`. Root fields are checked by the access-control
-/// extension; this is for object fields that expose sensitive values.
+/// The caller, if their role has `permission`. Root fields are checked by the guarded roots
+/// (`auth::Guarded`); this is for object fields that expose sensitive values.
 pub(crate) fn require<'a>(ctx: &Context<'a>, permission: Permission) -> ApiResult<&'a Viewer> {
     let v = viewer(ctx)?;
     if allows(v.role, permission) {
