@@ -3,8 +3,8 @@
 //! errors only; its payload's item is the fold of the event the command recorded (nothing waits
 //! for a projection). Baseline, same run, same database, same concurrency: the bare event-store
 //! append of one item event to a new stream (no HTTP, no GraphQL, no command, no read model).
-//! With `--events N` the same `acquireItem` load runs again on a generated store of N events,
-//! against the empty store's rates in the same run.
+//! With `--events N` the same `acquireItem` load runs on a generated store of N events too, in
+//! rounds alternating with the empty store's server (both running), and the rates' ratio.
 
 use crate::latency::{load, Measured};
 use crate::subscriptions::{server, ACQUIRE};
@@ -44,44 +44,71 @@ pub async fn run(backend: Backend, o: &Options) -> Result<Vec<String>, Error> {
     };
     let db = Database::connect(&tdb.url).await?;
     let store = EventStore::new(&db, MasterKey::generate(), Upcasters::default());
-    let (mut rows, mut empty) = (Vec::new(), Vec::new());
+    let mut rows = Vec::new();
     for clients in [1usize, 8] {
         let bare = appends(&store, clients, o.seconds).await?;
         rows.push(bare.row(backend, &format!("baseline: bare append of one event, {clients} writer(s)")));
         let http = acquire(&graphql, &token, clients, o.seconds).await?;
-        empty.push(http.per_second());
         rows.push(http.row(backend, &format!("acquireItem over HTTP, {clients} client(s)")));
         rows.push(format!(
             "| {backend:?} | ratio acquireItem ÷ bare append, {clients} | {:.2} | | |",
             http.per_second() / bare.per_second()
         ));
     }
-    drop(s);
     drop(tdb);
     if o.events > 0 {
-        rows.extend(at_scale(backend, o, &empty).await?);
+        rows.extend(at_scale(backend, o, (&graphql, &token)).await?);
     }
     Ok(rows)
 }
 
+/// Rounds of the load on the generated store, each beside one on the empty store's server.
+const ROUNDS: usize = 3;
+
 /// `acquireItem` with 1 and 8 clients on a generated store of `o.events` events, against the
-/// empty store's rates (`empty`, same run).
-async fn at_scale(backend: Backend, o: &Options, empty: &[f64]) -> Result<Vec<String>, Error> {
-    let (_tdb, db, store, generated, row) = crate::generated_store(backend, o.items, o.events, 13).await?;
+/// same load on the empty store's server (`empty`: its URL and token) in alternating rounds,
+/// so that the machine's drift over the run weighs on both alike.
+async fn at_scale(backend: Backend, o: &Options, empty: (&str, &str)) -> Result<Vec<String>, Error> {
+    let (tdb, db, store, generated, row) = crate::generated_store(backend, o.items, o.events, 13).await?;
     let mut rows = vec![row];
+    // Served as `demo generate` then `serve` would: the server opens the store afresh (not
+    // through the generator's connections).
+    let key = store.master_key().clone();
+    drop((store, db));
+    let db = Database::connect(&tdb.url).await?;
+    let store = EventStore::new(&db, key, Upcasters::default());
     let (_stop, shutdown) = watch::channel(false);
     let state = AppState::start_with(db, store, shutdown.clone(), Settings::default()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let graphql = format!("http://{}/graphql", listener.local_addr()?);
     tokio::spawn(api::app::serve(listener, state.clone(), shutdown));
     let token = crate::login(&graphql, crate::OWNER_EMAIL, crate::OWNER_PASSWORD).await?;
-    for (clients, before) in [1usize, 8].into_iter().zip(empty) {
-        let http = acquire(&graphql, &token, clients, o.seconds).await?;
-        let what = format!("acquireItem over HTTP, {clients} client(s), at {} events", generated.events);
-        rows.push(http.row(backend, &what));
+    for clients in [1usize, 8] {
+        let (mut at_empty, mut at_scale) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            at_empty.push(acquire(empty.0, empty.1, clients, o.seconds).await?.per_second());
+            at_scale.push(acquire(&graphql, &token, clients, o.seconds).await?);
+        }
+        let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len() as f64;
+        let scale_rates: Vec<f64> = at_scale.iter().map(Measured::per_second).collect();
+        let round = |rates: &[f64]| rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" / ");
+        rows.push(format!(
+            "| {backend:?} | acquireItem over HTTP, {clients} client(s), empty store, {ROUNDS} rounds ({}) | {:.0} | | |",
+            round(&at_empty),
+            mean(&at_empty)
+        ));
+        let last = at_scale.last().expect("ROUNDS > 0");
+        rows.push(format!(
+            "| {backend:?} | acquireItem over HTTP, {clients} client(s), at {} events, {ROUNDS} rounds ({}) | {:.0} | {:.2} ms | {:.2} ms |",
+            generated.events,
+            round(&scale_rates),
+            mean(&scale_rates),
+            last.percentile(0.50).as_secs_f64() * 1e3,
+            last.percentile(0.99).as_secs_f64() * 1e3,
+        ));
         rows.push(format!(
             "| {backend:?} | ratio to the empty store, {clients} | {:.2} | | |",
-            http.per_second() / before
+            mean(&scale_rates) / mean(&at_empty)
         ));
     }
     Ok(rows)

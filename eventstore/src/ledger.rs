@@ -4,7 +4,10 @@
 //!
 //! One sealer at a time (SQLite's single writer; an advisory transaction lock on PostgreSQL).
 //! Sealing N new events writes N leaves and at most N interior nodes and reads O(log n) old
-//! ones; appends are never blocked on PostgreSQL and wait at most one seal on SQLite.
+//! ones. A backlog (a restored or generated log) is sealed in steps of at most [`STEP`] events,
+//! each its own transaction with its own signed head: appends are never blocked on PostgreSQL
+//! and wait at most one step on SQLite (sealing 913k events in one transaction held SQLite's
+//! writer for 19 s).
 
 use crate::error::{Result, StoreError};
 use crate::types::Position;
@@ -37,6 +40,8 @@ pub struct InclusionProof {
 
 const KEY_NAME: &str = "ledger";
 const PAGE: usize = 1000;
+/// Events one sealing transaction takes in at most.
+pub const STEP: u64 = 20_000;
 /// PostgreSQL advisory lock key for the sealer ("ledger" in ASCII).
 const SEAL_LOCK: i64 = 0x6c65_6467_6572;
 
@@ -238,11 +243,18 @@ macro_rules! with_conn {
 pub struct Ledger {
     db: Database,
     master: MasterKey,
+    step: u64,
 }
 
 impl Ledger {
     pub fn new(db: &Database, master: &MasterKey) -> Self {
-        Self { db: db.clone(), master: master.clone() }
+        Self { db: db.clone(), master: master.clone(), step: STEP }
+    }
+
+    /// The same ledger sealing at most `events` per transaction (tests use small steps).
+    pub fn in_steps_of(mut self, events: u64) -> Self {
+        self.step = events.max(1);
+        self
     }
 
     /// The signing key, created (wrapped by the master key) the first time it is needed.
@@ -280,22 +292,28 @@ impl Ledger {
     }
 
     /// Adds every event the log has that the tree does not, and signs a head for the new size.
-    /// Returns the newest head (a fresh one only if the tree grew, or none existed yet).
+    /// Returns the newest head (a fresh one only if the tree grew, or none existed yet). A
+    /// backlog is sealed in steps (see the module's note), each step's head signed.
     pub async fn seal(&self) -> Result<Head> {
         let signer = self.signer().await?;
-        match &self.db {
-            Database::Sqlite(b) => {
-                let mut tx = b.writer().begin_with("BEGIN IMMEDIATE").await?;
-                let head = seal_sqlite(self, &signer, &mut tx).await?;
-                tx.commit().await?;
-                Ok(head)
-            }
-            Database::Postgres(b) => {
-                let mut tx = b.pool().begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEAL_LOCK).execute(&mut *tx).await?;
-                let head = seal_postgres(self, &signer, &mut tx).await?;
-                tx.commit().await?;
-                Ok(head)
+        loop {
+            let (head, more) = match &self.db {
+                Database::Sqlite(b) => {
+                    let mut tx = b.writer().begin_with("BEGIN IMMEDIATE").await?;
+                    let sealed = seal_sqlite(self, &signer, &mut tx).await?;
+                    tx.commit().await?;
+                    sealed
+                }
+                Database::Postgres(b) => {
+                    let mut tx = b.pool().begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEAL_LOCK).execute(&mut *tx).await?;
+                    let sealed = seal_postgres(self, &signer, &mut tx).await?;
+                    tx.commit().await?;
+                    sealed
+                }
+            };
+            if !more {
+                return Ok(head);
             }
         }
     }
@@ -434,7 +452,13 @@ impl Ledger {
 
 macro_rules! seal_body {
     ($name:ident, $m:ident, $db:ty) => {
-        async fn $name(ledger: &Ledger, signer: &NoteSigner, tx: &mut sqlx::Transaction<'static, $db>) -> Result<Head> {
+        /// One step: at most `ledger.step` new events; the head, and whether the log may
+        /// hold more.
+        async fn $name(
+            ledger: &Ledger,
+            signer: &NoteSigner,
+            tx: &mut sqlx::Transaction<'static, $db>,
+        ) -> Result<(Head, bool)> {
             let c: &mut $m::Conn = &mut *tx;
             let last = $m::last_leaf(c).await?;
             let mut size = last.map_or(0, |(i, _, _)| i as u64 + 1);
@@ -443,8 +467,14 @@ macro_rules! seal_body {
             // The newest complete subtrees (the tree's right edge), so a parent never re-reads a
             // child written moments ago.
             let mut fresh: HashMap<(u32, u64), Hash> = HashMap::new();
+            let mut more = false;
             loop {
-                let page = ledger.db.backend().read_all(after, PAGE).await?;
+                let room = (before + ledger.step).saturating_sub(size);
+                if room == 0 {
+                    more = true;
+                    break;
+                }
+                let page = ledger.db.backend().read_all(after, PAGE.min(room as usize)).await?;
                 if page.is_empty() {
                     break;
                 }
@@ -481,7 +511,7 @@ macro_rules! seal_body {
             }
             if size == before {
                 if let Some(h) = $m::head_at(c, size).await? {
-                    return Ok(h);
+                    return Ok((h, false));
                 }
             }
             let mut nodes = Vec::new();
@@ -499,7 +529,7 @@ macro_rules! seal_body {
             let sealed_at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
             let head = Head { tree_size: size, root_hash: root, sealed_at, checkpoint };
             $m::insert_head(c, &head).await?;
-            Ok(head)
+            Ok((head, more))
         }
     };
 }

@@ -92,6 +92,33 @@ async fn heads_commit_to_the_log_and_grow_consistently(tdb: &TestDatabase) {
     assert!(sizes.windows(2).all(|w| w[0] > w[1]) && sizes.contains(&13) && sizes.contains(&0), "{sizes:?}");
 }
 
+/// A backlog is sealed in steps, each its own transaction and signed head committing to its
+/// prefix of the log, and one call still seals all of it.
+async fn a_backlog_is_sealed_in_steps_each_with_its_head(tdb: &TestDatabase) {
+    let db = Database::connect(&tdb.url).await.unwrap();
+    let key = MasterKey::generate();
+    let store = EventStore::new(&db, key.clone(), Upcasters::default());
+    let ledger = Ledger::new(&db, &key).in_steps_of(5);
+    append(&store, 0, 13).await;
+    let head = seal_to(&ledger, 13).await;
+    let leaves = expected_leaves(&db).await;
+    assert_eq!((head.tree_size, head.root_hash), (13, tree::root(&leaves)));
+    let sizes: Vec<u64> = ledger.heads(None, 100).await.unwrap().iter().map(|h| h.tree_size).collect();
+    for step in [5, 10, 13] {
+        assert!(sizes.contains(&step), "a head per step: {sizes:?}");
+    }
+    assert!(sizes.iter().all(|s| *s <= 13), "{sizes:?}");
+    let signer = ledger.signer().await.unwrap();
+    let verifier = ledger::NoteVerifier::parse(&signer.verifier_key()).unwrap();
+    for size in [5u64, 10] {
+        let h = ledger.head_at(size).await.unwrap().unwrap();
+        assert_eq!(h.root_hash, tree::root(&leaves[..size as usize]), "step {size} commits to its prefix");
+        assert_eq!(verifier.verify_checkpoint(&h.checkpoint).unwrap().size, size);
+        let proof = ledger.consistency_proof(size, 13).await.unwrap().unwrap();
+        assert!(ledger::verify_consistency(size, 13, &h.root_hash, &head.root_hash, &proof));
+    }
+}
+
 async fn the_signing_key_is_wrapped_by_the_master_key(tdb: &TestDatabase) {
     let db = Database::connect(&tdb.url).await.unwrap();
     let key = MasterKey::generate();
@@ -103,5 +130,6 @@ async fn the_signing_key_is_wrapped_by_the_master_key(tdb: &TestDatabase) {
 
 eventstore::backend_contract!(
     heads_commit_to_the_log_and_grow_consistently,
+    a_backlog_is_sealed_in_steps_each_with_its_head,
     the_signing_key_is_wrapped_by_the_master_key,
 );
