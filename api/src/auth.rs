@@ -303,21 +303,17 @@ impl<T: ObjectType> ContainerType for Guarded<T> {
         let refusal = if name.starts_with("__") {
             // async-graphql answers `__schema` and `__type` before the root when the request
             // may introspect ([`admit`]); they reach the root only when it may not.
-            Some("UNAUTHENTICATED")
+            Some(("UNAUTHENTICATED", "introspection is available to signed-in staff"))
         } else {
             let viewer = ctx.data_opt::<crate::graphql::RequestContext>().and_then(|r| r.viewer.as_ref());
-            check(viewer, &T::type_name(), name).err()
+            check(viewer, &T::type_name(), name).err().map(|code| match code {
+                "UNAUTHENTICATED" => (code, "authentication required"),
+                _ => (code, "not allowed for your role"),
+            })
         };
         match refusal {
             None => self.0.resolve_field(ctx).await,
-            Some(code) => {
-                let message = match code {
-                    _ if name.starts_with("__") => "introspection is available to signed-in staff",
-                    "UNAUTHENTICATED" => "authentication required",
-                    _ => "not allowed for your role",
-                };
-                Err(ctx.set_error_path(error(code, message)))
-            }
+            Some((code, message)) => Err(ctx.set_error_path(error(code, message))),
         }
     }
 

@@ -101,22 +101,13 @@ pub(crate) async fn root_fields_are_checked_however_a_document_reaches_them(app:
 
     // A mutation in a fragment is checked as one written out: nothing is written.
     let sales = app.staff(Role::Sales).await;
-    let r = app
-        .gql(
-            Some(&sales),
-            "mutation($input: AcquireItemInput!) { ...M } fragment M on Mutation { acquireItem(input: $input) { position } }",
-            acquire_input("10.00"),
-        )
-        .await;
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
-    let r = app
-        .gql(
-            Some(&sales),
-            "mutation($input: AcquireItemInput!) { ... on Mutation { a: acquireItem(input: $input) { position } } }",
-            acquire_input("10.00"),
-        )
-        .await;
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    for document in [
+        "mutation($input: AcquireItemInput!) { ...M } fragment M on Mutation { acquireItem(input: $input) { position } }",
+        "mutation($input: AcquireItemInput!) { ... on Mutation { a: acquireItem(input: $input) { position } } }",
+    ] {
+        let r = app.gql(Some(&sales), document, acquire_input("10.00")).await;
+        assert_eq!(code(&r), "FORBIDDEN", "{document}: {r}");
+    }
     // More mutations than allowed, hidden in fragments: refused whole, before any runs.
     let fields: String = (0..11).map(|i| format!("a{i}: acquireItem(input: $input) {{ position }} ")).collect();
     let r = app
