@@ -362,6 +362,12 @@ impl EventStore {
         self.tail.read(after, limit, || self.read_all(after, limit)).await
     }
 
+    /// How many reads of the tail [`Self::read_tail`] has made (joined ones not counted), in
+    /// this store and its clones.
+    pub fn tail_reads(&self) -> u64 {
+        self.tail.made()
+    }
+
     /// Decrypts (or marks erased) and upcasts stored events. Keys are loaded once per subject.
     pub async fn open_batch(&self, stored: Vec<StoredEvent>) -> Result<Vec<RecordedEvent>> {
         let mut parsed = Vec::with_capacity(stored.len());

@@ -12,6 +12,7 @@
 use crate::error::Result;
 use crate::types::{Position, RecordedEvent};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
@@ -21,6 +22,8 @@ type Page = Arc<OnceCell<Option<Arc<Vec<RecordedEvent>>>>>;
 #[derive(Default)]
 pub struct SharedReads {
     current: Mutex<Option<(Position, usize, Page)>>,
+    /// Reads made (not joined), for tests and diagnostics.
+    made: AtomicU64,
 }
 
 impl SharedReads {
@@ -45,6 +48,7 @@ impl SharedReads {
         let mut failed = None;
         let shared = page
             .get_or_init(|| async {
+                self.made.fetch_add(1, Ordering::Relaxed);
                 match read().await {
                     Ok(events) => Some(Arc::new(events)),
                     Err(e) => {
@@ -58,8 +62,16 @@ impl SharedReads {
             (_, Some(e)) => Err(e),
             (Some(events), None) => Ok(events.clone()),
             // The read this caller joined failed: its own, alone.
-            (None, None) => Ok(Arc::new(read().await?)),
+            (None, None) => {
+                self.made.fetch_add(1, Ordering::Relaxed);
+                Ok(Arc::new(read().await?))
+            }
         }
+    }
+
+    /// How many reads were made so far (callers that joined one are not counted).
+    pub fn made(&self) -> u64 {
+        self.made.load(Ordering::Relaxed)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod audit;
 mod batch;
 pub mod consent;
 mod customers;
+mod follow;
 mod items;
 pub mod privacy;
 pub mod readmodels;
@@ -26,8 +27,9 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use uuid::Uuid;
 
+pub use follow::Projections;
 pub use rebuild::{rebuild, rebuild_with, Rebuilt, REBUILD_BATCH};
-pub use runner::{catch_up_all, Projections, Runner};
+pub use runner::{catch_up_all, Runner};
 
 /// The projections this system maintains; each has its own tables and checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

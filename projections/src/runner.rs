@@ -27,22 +27,9 @@ pub struct Runner {
     /// the `testing` feature, never into the release binary.
     #[cfg(any(test, feature = "testing"))]
     pub fail_after: Option<usize>,
-}
-
-/// Advisory-lock key of a projection's lease (per database: PostgreSQL scopes advisory locks
-/// to the current database).
-fn lease_key(kind: Kind) -> i64 {
-    0x1c_0000_0000 + Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as i64
-}
-
-/// Tries to take the lease of `kind` on a connection of its own: held while the connection
-/// lives, released by PostgreSQL when the session ends (a crashed leader frees it). The
-/// connection is detached from the pool so the lock can never linger in a pooled session.
-async fn try_lease(pool: &PgPool, kind: Kind) -> Result<Option<sqlx::PgConnection>> {
-    let mut conn = pool.acquire().await?.detach();
-    let got: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(lease_key(kind)).fetch_one(&mut conn).await?;
-    Ok(got.then_some(conn))
+    /// Test record: every event given to `apply_read`, counted (each should be given once).
+    #[cfg(any(test, feature = "testing"))]
+    pub given: usize,
 }
 
 impl Runner {
@@ -60,6 +47,8 @@ impl Runner {
             leading: watch::channel(false).0,
             #[cfg(any(test, feature = "testing"))]
             fail_after: None,
+            #[cfg(any(test, feature = "testing"))]
+            given: 0,
         })
     }
 
@@ -106,6 +95,10 @@ impl Runner {
     /// for this model does so in a single round trip.
     pub async fn apply_read(&mut self, events: &[RecordedEvent]) -> Result<usize> {
         let Some(last) = events.last() else { return Ok(0) };
+        #[cfg(any(test, feature = "testing"))]
+        {
+            self.given += events.len();
+        }
         let (from, to, kind) = (self.stored, last.position, self.kind);
         if !events.iter().any(|e| kind.cares_about(e)) {
             match &self.db {
@@ -191,129 +184,54 @@ impl Runner {
         }
     }
 
-    /// Runs until `shutdown` turns true. On PostgreSQL only the holder of the projection's
-    /// lease applies events; the others follow the stored checkpoint (so `minPosition` waits work
-    /// on every server) and try for the lease every few seconds. On SQLite (one server) it always
-    /// leads. Either way the compare-and-set checkpoint keeps application exactly-once.
-    /// Wakes on appends and polls every 250 ms regardless (a lost notification, or events held
-    /// back by an older transaction, only delays).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut wake = self.store.wakeups();
-        let mut failures = 0u32;
-        let mut lease: Option<sqlx::PgConnection> = None;
-        let mut next_try = tokio::time::Instant::now();
-        while !*shutdown.borrow() {
-            if let ReadDb::Postgres(pool) = &self.db {
-                if lease.is_none() && tokio::time::Instant::now() >= next_try {
-                    lease = try_lease(pool, self.kind).await.unwrap_or_else(|e| {
-                        tracing::warn!(projection = self.kind.name(), error = %e, "cannot try for the projection lease");
-                        None
-                    });
-                    next_try = tokio::time::Instant::now() + Duration::from_secs(2);
-                    self.leading.send_replace(lease.is_some());
-                }
-                if lease.is_none() {
-                    if let Ok(at) = self.db.checkpoint(self.kind).await {
-                        self.checkpoint = at;
-                        self.progress.send_replace(at);
-                    }
-                    tokio::select! {
-                        _ = wake.changed() => {}
-                        _ = shutdown.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    }
-                    continue;
-                }
-            } else {
-                self.leading.send_replace(true);
-            }
-            let caught_up = match self.catch_up().await {
-                Ok(_) if self.flushed.elapsed() >= FLUSH_EVERY => self.flush().await,
-                other => other.map(drop),
-            };
-            match caught_up {
-                Ok(()) => failures = 0,
-                Err(e) => {
-                    failures += 1;
-                    tracing::error!(projection = self.kind.name(), error = %e, "projection batch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
-                    continue;
-                }
-            }
-            tokio::select! {
-                _ = wake.changed() => {}
-                _ = shutdown.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            }
-        }
-        if let Err(e) = self.flush().await {
-            tracing::warn!(projection = self.kind.name(), error = %e, "cannot store the checkpoint at shutdown");
-        }
-        // Dropping the lease connection ends its session and frees the lease at once.
-        drop(lease);
+    /// Follows the stored checkpoint without applying (a PostgreSQL server that does not hold
+    /// this projection's lease), so `minPosition` waits work here too.
+    pub(crate) async fn follow_stored(&mut self) -> Result<()> {
+        let at = self.db.checkpoint(self.kind).await?;
+        (self.checkpoint, self.stored) = (at, at);
+        self.progress.send_replace(at);
+        Ok(())
+    }
+
+    pub(crate) fn set_leading(&self, leading: bool) {
+        self.leading.send_replace(leading);
+    }
+
+    /// Whether the checkpoint is stored behind the applied one for `FLUSH_EVERY` or longer.
+    pub(crate) fn flush_due(&self) -> bool {
+        self.stored != self.checkpoint && self.flushed.elapsed() >= FLUSH_EVERY
+    }
+
+    pub(crate) fn db(&self) -> &ReadDb {
+        &self.db
     }
 }
 
-/// The running projections of this process.
-#[derive(Clone)]
-pub struct Projections {
-    progress: Vec<(Kind, watch::Receiver<Position>)>,
-    leading: Vec<(Kind, watch::Receiver<bool>)>,
+/// Advisory-lock key of a projection's lease (per database: PostgreSQL scopes advisory locks
+/// to the current database).
+fn lease_key(kind: Kind) -> i64 {
+    0x1c_0000_0000 + Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as i64
 }
 
-impl Projections {
-    /// Catches every projection up, then runs them in the background until `shutdown`.
-    pub async fn start(db: &ReadDb, store: &EventStore, shutdown: watch::Receiver<bool>) -> Result<Self> {
-        let (mut progress, mut leading) = (Vec::new(), Vec::new());
-        for kind in Kind::ALL {
-            // Start from a caught-up state whoever leads (the checkpoint CAS keeps it exact).
-            // In the live batch size: catching 913k events up in batches of 2,000 was 26% faster
-            // but left the server 24 MB (SQLite) to 65 MB (PostgreSQL) larger under load.
-            let mut runner = Runner::new(kind, db, store).await?;
-            if runner.catch_up().await? >= ANALYZE_AFTER {
-                db.analyze(kind).await?;
-            }
-            progress.push((kind, runner.progress()));
-            leading.push((kind, runner.leading()));
-            tokio::spawn(runner.run(shutdown.clone()));
-        }
-        Ok(Self { progress, leading })
-    }
-
-    /// Current checkpoint of every projection.
-    pub fn status(&self) -> Vec<(Kind, Position)> {
-        self.progress.iter().map(|(k, rx)| (*k, *rx.borrow())).collect()
-    }
-
-    /// Which projections this process currently leads.
-    pub fn leading(&self) -> Vec<(Kind, bool)> {
-        self.leading.iter().map(|(k, rx)| (*k, *rx.borrow())).collect()
-    }
-
-    /// Waits until every projection has applied the event at `position`.
-    pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<()> {
-        let wait_all = async {
-            for (_, rx) in &self.progress {
-                let mut rx = rx.clone();
-                if rx.wait_for(|p| *p >= position).await.is_err() {
-                    return Err(ProjectionError::ConsistencyTimeout);
-                }
-            }
-            Ok(())
-        };
-        tokio::time::timeout(timeout, wait_all).await.map_err(|_| ProjectionError::ConsistencyTimeout)?
-    }
+/// Tries to take the lease of `kind` on a connection of its own: held while the connection
+/// lives, released by PostgreSQL when the session ends (a crashed leader frees it). The
+/// connection is detached from the pool so the lock can never linger in a pooled session.
+pub(crate) async fn try_lease(pool: &PgPool, kind: Kind) -> Result<Option<sqlx::PgConnection>> {
+    let mut conn = pool.acquire().await?.detach();
+    let got: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(lease_key(kind)).fetch_one(&mut conn).await?;
+    Ok(got.then_some(conn))
 }
 
 /// Events a running projection applies per transaction.
-const LIVE_BATCH: usize = 500;
+pub(crate) const LIVE_BATCH: usize = 500;
 
 /// An idle runner stores a checkpoint that batches for other models moved in memory at most
 /// this long after (SQLite; see `Runner::apply_read`).
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// A start-up catch-up of at least this many events refreshes its tables' statistics.
-const ANALYZE_AFTER: u64 = 1_000;
+pub(crate) const ANALYZE_AFTER: u64 = 1_000;
 
 /// Catches every projection up once (for CLI commands that write and exit).
 pub async fn catch_up_all(db: &ReadDb, store: &EventStore) -> Result<()> {
