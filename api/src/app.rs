@@ -42,6 +42,8 @@ pub struct AppState {
     pub erasure_ledger: Option<ErasureLedger>,
     /// Automatic persisted queries registered by clients.
     pub persisted_queries: crate::persisted::PersistedQueries,
+    /// Documents kept parsed by their text.
+    pub parsed: crate::parsed::ParsedDocuments,
     /// The log as it grows, for subscriptions.
     pub live: crate::live::Feed,
     /// Open websockets per session.
@@ -161,6 +163,7 @@ impl AppState {
             consistency_timeout: Duration::from_secs(5),
             erasure_ledger,
             persisted_queries,
+            parsed: Default::default(),
             live,
             sockets: Default::default(),
             shutdown: shutdown.clone(),
@@ -503,6 +506,7 @@ async fn execute(
         .and_then(|h| Uuid::parse_str(h.trim()).ok())
         .unwrap_or(request_id);
     let mut req = req;
+    http.state.parsed.prepare(&mut req);
     let settings = &http.state.settings;
     let admitted =
         crate::auth::admit(&mut req, viewer.is_some(), settings.max_mutations, settings.public_introspection);

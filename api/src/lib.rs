@@ -15,6 +15,7 @@ pub mod graphql;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod parsed;
 pub mod persisted;
 pub mod progress;
 pub mod retention;

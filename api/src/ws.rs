@@ -420,6 +420,7 @@ impl Connection {
         if let Err((_, code, message)) = self.state.persisted_queries.resolve(&mut req) {
             return Err(refusal(code, message));
         }
+        self.state.parsed.prepare(&mut req);
         let settings = &self.state.settings;
         crate::auth::admit(&mut req, true, settings.max_mutations, settings.public_introspection)?;
         let (items, customers) = crate::graphql::loaders::for_request(&self.state.read, viewer.store_id);
