@@ -22,12 +22,23 @@ struct Followed {
     next_lease_try: Instant,
     failures: u32,
     retry_at: Instant,
+    /// Test record: batches this runner applied in a transaction shared with others.
+    #[cfg(test)]
+    joined: usize,
 }
 
 impl Followed {
     fn new(runner: Runner) -> Self {
         let now = Instant::now();
-        Self { runner, lease: None, next_lease_try: now, failures: 0, retry_at: now }
+        Self {
+            runner,
+            lease: None,
+            next_lease_try: now,
+            failures: 0,
+            retry_at: now,
+            #[cfg(test)]
+            joined: 0,
+        }
     }
 
     /// Whether this runner applies events here: always on SQLite (one server), on PostgreSQL
@@ -170,10 +181,14 @@ async fn follow(mut all: Vec<Followed>, store: EventStore, mut shutdown: watch::
 /// Applies the log's tail to every ready runner until none has anything left to apply: each
 /// batch is read once, from the checkpoint of the runner furthest behind, and each runner is
 /// given the events after its own checkpoint — exactly what it would have read itself, since
-/// the log returns, in order, every event after a position that is visible when read. The
-/// runners apply their parts concurrently (on SQLite their transactions take the one writer in
-/// turn).
+/// the log returns, in order, every event after a position that is visible when read.
+///
+/// On SQLite the runners with events for their models apply them in one transaction (one turn
+/// of the one writer; see `Runner::apply_together`); if that cannot be done (a checkpoint moved
+/// by another runner, an error) each applies alone, so a failing model holds back only itself.
+/// Runners apply alone concurrently (on PostgreSQL, side by side).
 async fn apply_tail(all: &mut [Followed], store: &EventStore) {
+    let sqlite = all.first().is_some_and(|f| matches!(f.runner.db(), ReadDb::Sqlite { .. }));
     loop {
         let now = Instant::now();
         let Some(from) = all.iter().filter(|f| f.ready(now)).map(|f| f.runner.checkpoint()).min() else { return };
@@ -188,29 +203,55 @@ async fn apply_tail(all: &mut [Followed], store: &EventStore) {
         if events.is_empty() {
             return;
         }
-        let applied = join_all(all.iter_mut().filter(|f| f.ready(now)).map(|f| {
+        let (mut together, mut alone) = (Vec::new(), Vec::new());
+        for f in all.iter_mut().filter(|f| f.ready(now)) {
             let after = f.runner.checkpoint();
             let part = &events[events.partition_point(|e| e.position <= after)..];
-            async move {
-                if part.is_empty() {
-                    return 0;
-                }
-                match f.runner.apply_read(part).await {
-                    Ok(n) => {
+            if part.is_empty() {
+                continue;
+            }
+            if sqlite && f.runner.joins() && f.runner.cares_about_any(part) {
+                together.push((f, part));
+            } else {
+                alone.push((f, part));
+            }
+        }
+        let mut applied = 0;
+        if together.len() > 1 {
+            let mut group: Vec<_> = together.iter_mut().map(|(f, part)| (&mut f.runner, *part)).collect();
+            match Runner::apply_together(&mut group).await {
+                Ok(true) => {
+                    for (f, part) in together.drain(..) {
                         f.succeeded();
-                        n
+                        applied += part.len();
+                        #[cfg(test)]
+                        {
+                            f.joined += 1;
+                        }
                     }
-                    Err(e) => {
-                        f.failed(&e);
-                        0
-                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "the models could not be applied together; each alone"),
+            }
+        }
+        alone.extend(together);
+        let counts = join_all(alone.into_iter().map(|(f, part)| async move {
+            match f.runner.apply_read(part).await {
+                Ok(n) => {
+                    f.succeeded();
+                    n
+                }
+                Err(e) => {
+                    f.failed(&e);
+                    0
                 }
             }
         }))
         .await;
+        applied += counts.iter().sum::<usize>();
         // Nothing applied: every runner behind failed or found its checkpoint moved by another
         // server (and reloaded it); the next wakeup tries again.
-        if applied.iter().all(|n| *n == 0) {
+        if applied == 0 {
             return;
         }
     }
@@ -345,6 +386,32 @@ mod tests {
         apply_tail(&mut all, &store).await;
         assert_eq!((all[1].runner.checkpoint(), all[1].failures), (second, 0));
         assert_eq!(read.dump(Kind::Inventory).await.unwrap().len(), 8);
+        assert_models_equal_a_fresh_replay(&read, &store).await;
+    }
+
+    #[tokio::test]
+    async fn on_sqlite_models_with_events_apply_in_one_transaction_or_else_each_alone() {
+        let (_tdb, store, read, ctx) = world().await;
+        let first = append(&store, &ctx, 4).await;
+        let mut all = followed(&read, &store).await;
+        apply_tail(&mut all, &store).await;
+        let joined = |all: &[Followed]| all.iter().map(|f| f.joined).collect::<Vec<_>>();
+        // Items and customers: the inventory, customers and audit models, in one transaction;
+        // the others had nothing to write.
+        assert_eq!(joined(&all), [0, 1, 1, 0, 1, 0, 0]);
+        assert!(all.iter().all(|f| f.runner.checkpoint() == first));
+
+        // Another runner applies the inventory's next events first: the shared transaction
+        // cannot move that checkpoint, so nothing of it lands and each model applies alone (the
+        // inventory runner then follows the moved checkpoint).
+        let second = append(&store, &ctx, 3).await;
+        Runner::new(Kind::Inventory, &read, &store).await.unwrap().catch_up().await.unwrap();
+        let given = all[1].runner.given;
+        apply_tail(&mut all, &store).await;
+        assert_eq!(joined(&all), [0, 1, 1, 0, 1, 0, 0], "nothing was applied together");
+        assert!(all.iter().all(|f| f.runner.checkpoint() == second && f.failures == 0));
+        assert_eq!(all[1].runner.given - given, 5, "given once, alone (three items, two customers)");
+        assert_eq!(read.dump(Kind::Inventory).await.unwrap().len(), 7);
         assert_models_equal_a_fresh_replay(&read, &store).await;
     }
 }

@@ -135,6 +135,60 @@ impl Runner {
         self.moved(moved, to, events.len()).await
     }
 
+    /// Applies each runner's part (read from the log right after its checkpoint, with events
+    /// for its model) in one transaction: on SQLite, one turn of the one writer instead of one
+    /// per model (an `acquireItem` batch writes the inventory and the audit trail). Every
+    /// checkpoint still moves by its own compare-and-set in that transaction. `Ok(false)`, with
+    /// nothing applied and nothing changed, when one of them had been moved by another runner:
+    /// the caller then applies each alone (which reloads the moved one). On an error nothing is
+    /// applied either.
+    pub(crate) async fn apply_together(group: &mut [(&mut Runner, &[RecordedEvent])]) -> Result<bool> {
+        let Some((first, _)) = group.first() else { return Ok(true) };
+        let db = first.db.clone();
+        with_writer!(&db, m, pool => {
+            let mut tx = m::begin(pool).await?;
+            for (runner, part) in group.iter() {
+                let Some(last) = part.last() else { continue };
+                // Dropping the transaction rolls back what the others applied.
+                if !m::advance(&mut tx, runner.kind.name(), runner.stored, last.position).await? {
+                    return Ok(false);
+                }
+                m::apply_batch(&mut tx, runner.kind, part).await?;
+            }
+            tx.commit().await?;
+        });
+        for (runner, part) in group.iter_mut() {
+            let Some(last) = part.last() else { continue };
+            #[cfg(any(test, feature = "testing"))]
+            {
+                runner.given += part.len();
+            }
+            (runner.checkpoint, runner.stored, runner.flushed) =
+                (last.position, last.position, tokio::time::Instant::now());
+            runner.progress.send_replace(last.position);
+        }
+        Ok(true)
+    }
+
+    /// Whether `events` hold any for this model (a batch without any moves the checkpoint
+    /// only; see `apply_read`).
+    pub(crate) fn cares_about_any(&self, events: &[RecordedEvent]) -> bool {
+        events.iter().any(|e| self.kind.cares_about(e))
+    }
+
+    /// Whether this runner may be applied together with others (not when a test has it fail
+    /// on purpose: `apply_read` is where that happens).
+    pub(crate) fn joins(&self) -> bool {
+        #[cfg(any(test, feature = "testing"))]
+        {
+            self.fail_after.is_none()
+        }
+        #[cfg(not(any(test, feature = "testing")))]
+        {
+            true
+        }
+    }
+
     /// After a compare-and-set of the stored checkpoint to `to`: follow it, or, when another
     /// runner had moved it first, reload it (0 events applied).
     async fn moved(&mut self, moved: bool, to: Position, applied: usize) -> Result<usize> {
