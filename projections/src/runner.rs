@@ -1,6 +1,7 @@
 //! Runners: each follows the log for one projection from its checkpoint, applying batches in
 //! transactions that move the checkpoint by compare-and-set; on PostgreSQL only the holder of
-//! a projection's lease applies. `Projections` starts and watches them for the server.
+//! a projection's lease applies. In a server one follower (`follow.rs`, `Projections`) reads
+//! the log for all of them and drives them; CLI commands and rebuilds run a runner alone.
 
 use crate::{readmodels, Kind, ProjectionError, ReadDb, Result};
 use eventstore::{EventStore, Position, RecordedEvent};
