@@ -1,8 +1,8 @@
 //! Reads of the log's tail shared by concurrent callers.
 //!
-//! One append wakes every projection runner of the process at once, and each asks for the
-//! events after the same checkpoint: seven identical queries, each decoded and opened on its
-//! own. [`SharedReads`] lets callers asking for the same page while it is being read wait for
+//! A server's projections are driven by one follower that reads each page once for all of them
+//! (`projections::follow`); this is for readers that still follow the tail side by side (runners
+//! in other tasks of one process, as tests and tools start them). [`SharedReads`] lets callers asking for the same page while it is being read wait for
 //! that read instead of making their own ("single flight"). A page is shared only while it is
 //! in flight, never kept: a caller that arrives after a read completed reads again, so nobody
 //! gets a page older than its own call. A caller that joins a read started a moment before its

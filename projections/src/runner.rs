@@ -164,9 +164,7 @@ impl Runner {
             {
                 runner.given += part.len();
             }
-            (runner.checkpoint, runner.stored, runner.flushed) =
-                (last.position, last.position, tokio::time::Instant::now());
-            runner.progress.send_replace(last.position);
+            runner.stored_at(last.position);
         }
         Ok(true)
     }
@@ -194,14 +192,17 @@ impl Runner {
     /// runner had moved it first, reload it (0 events applied).
     async fn moved(&mut self, moved: bool, to: Position, applied: usize) -> Result<usize> {
         if !moved {
-            self.checkpoint = self.db.checkpoint(self.kind).await?;
-            self.stored = self.checkpoint;
-            self.progress.send_replace(self.checkpoint);
+            self.follow_stored().await?;
             return Ok(0);
         }
+        self.stored_at(to);
+        Ok(applied)
+    }
+
+    /// After this runner stored its checkpoint at `to`.
+    fn stored_at(&mut self, to: Position) {
         (self.checkpoint, self.stored, self.flushed) = (to, to, tokio::time::Instant::now());
         self.progress.send_replace(to);
-        Ok(applied)
     }
 
     /// Stores the checkpoint if batches with nothing for this model moved it in memory only.
@@ -220,9 +221,7 @@ impl Runner {
             (self.stored, self.flushed) = (to, tokio::time::Instant::now());
         } else {
             // Another runner moved it: follow the stored one.
-            self.checkpoint = self.db.checkpoint(kind).await?;
-            self.stored = self.checkpoint;
-            self.progress.send_replace(self.checkpoint);
+            self.follow_stored().await?;
         }
         Ok(())
     }
@@ -239,8 +238,9 @@ impl Runner {
         }
     }
 
-    /// Follows the stored checkpoint without applying (a PostgreSQL server that does not hold
-    /// this projection's lease), so `minPosition` waits work here too.
+    /// Takes the stored checkpoint as its own: after another runner moved it, or without
+    /// applying (a PostgreSQL server that does not hold this projection's lease, so
+    /// `minPosition` waits work here too).
     pub(crate) async fn follow_stored(&mut self) -> Result<()> {
         let at = self.db.checkpoint(self.kind).await?;
         (self.checkpoint, self.stored) = (at, at);
