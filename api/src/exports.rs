@@ -235,7 +235,7 @@ pub async fn staff_export(state: &AppState, store_id: Uuid, user: UserId, reques
         "subject": {"kind": "staff", "id": user.as_uuid()},
         "request_id": request,
         "profile": {"id": user.as_uuid(), "erased": member.email.is_none() && member.name.is_none(),
-                    "name": member.name, "email": member.email, "role": member.role, "active": member.active,
+                    "name": member.name, "email": member.email, "role": member.role.as_str(), "active": member.active,
                     "joined_at": micros(member.created_at)},
         "sessions": sessions,
         "actions": actions,

@@ -1,9 +1,8 @@
-//! What the batched row models (`items.rs`, `sales.rs`) share: the streams a batch touches, the
+//! What the batched row models (`items.rs`, `sales.rs`, `staff.rs`) share: the streams a batch touches, the
 //! fold of their events over the rows loaded before the batch, and the totals that move.
 
 use crate::views::View;
 use crate::ProjectionError;
-use domain::aggregate::decode;
 use eventstore::RecordedEvent;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -64,12 +63,12 @@ impl<G: Ord + Clone, V: View> Folded<G, V> {
         Self { order: ids, rows }
     }
 
-    /// Folds `events` (on the touched streams, in log order) into the rows.
+    /// Folds `events` (about the touched rows, in log order) into the rows; events about no
+    /// row of the view are skipped.
     pub(crate) fn apply(&mut self, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
         for e in events {
-            let event = decode::<V::Event>(&e.event_type, &e.payload)
-                .map_err(|err| ProjectionError::Corrupt { position: e.position, reason: err.to_string() })?;
-            let slot = &mut self.rows.get_mut(&stream_uuid(e)?).expect("every touched stream is loaded").1;
+            let Some((id, event)) = V::about(e)? else { continue };
+            let slot = &mut self.rows.get_mut(&id).expect("every touched row is loaded").1;
             // The fold answers `None` only for an entity whose first event has not come.
             *slot = V::fold(slot.take(), e, event);
         }

@@ -5,10 +5,7 @@
 use crate::rows::*;
 use crate::{stream_kind, Kind, ProjectionError};
 use chrono::{DateTime, Utc};
-use domain::aggregate::decode;
 use domain::sale::SaleEvent;
-use domain::staff::StaffEvent;
-use domain::store::StoreEvent;
 use domain::{Currency, Money};
 use eventstore::{Position, RecordedEvent};
 use serde::Serialize;
@@ -172,14 +169,16 @@ macro_rules! read_models {
                 Ok(())
             }
 
-            /// Applies a batch of events in log order: the inventory folds the batch's item
-            /// events in memory (see `items.rs`); the other models apply event by event.
+            /// Applies a batch of events in log order: the row models (inventory, customers,
+            /// sales, directory) and the audit trail fold the batch in memory (see their files);
+            /// privacy and consent apply event by event.
             pub async fn apply_batch(tx: &mut Tx<'_>, kind: Kind, events: &[RecordedEvent]) -> Result<()> {
                 match kind {
                     Kind::Inventory => return crate::items::$module::apply_batch(tx, events).await,
                     Kind::Sales => return crate::sales::$module::apply_batch(tx, events).await,
                     Kind::Audit => return crate::audit::$module::apply_batch(tx, events).await,
                     Kind::Customers => return crate::customers::$module::apply_batch(tx, events).await,
+                    Kind::Directory => return crate::staff::$module::apply_batch(tx, events).await,
                     _ => {}
                 }
                 for e in events {
@@ -190,31 +189,11 @@ macro_rules! read_models {
 
             /// Applies one event to `kind`'s tables (events it does not care about are ignored).
             pub async fn apply(tx: &mut Tx<'_>, kind: Kind, e: &RecordedEvent) -> Result<()> {
-                let corrupt = |err: domain::aggregate::CodecError| ProjectionError::Corrupt {
-                    position: e.position,
-                    reason: err.to_string(),
-                };
                 if !kind.cares(stream_kind(&e.stream_id)) {
                     return Ok(());
                 }
-                let at = micros(e.recorded_at);
                 match (kind, stream_kind(&e.stream_id)) {
-                    (Kind::Directory, "store") => {
-                        let event = decode::<StoreEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
-                        if let StoreEvent::StoreOpened { store_id, name } = &event {
-                            sqlx::query("INSERT INTO rm_stores (store_id, name, created_at) VALUES ($1, $2, $3)")
-                                .bind(store_id.as_uuid())
-                                .bind(name)
-                                .bind(at)
-                                .execute(&mut **tx)
-                                .await?;
-                        }
-                        crate::staff::$module::apply_store_event(tx, e, event).await?;
-                    }
-                    (Kind::Directory, "staff") => {
-                        let event = decode::<StaffEvent>(&e.event_type, &e.payload).map_err(corrupt)?;
-                        crate::staff::$module::apply_staff_event(tx, e, event).await?;
-                    }
+                    (Kind::Directory, _) => crate::staff::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
                     (Kind::Inventory, "item") => crate::items::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
                     (Kind::Sales, "sale") => crate::sales::$module::apply_batch(tx, std::slice::from_ref(e)).await?,
                     (Kind::Customers, "sale" | "customer") => {
@@ -643,11 +622,12 @@ macro_rules! read_models {
                         }
                     }
                     Kind::Directory => {
-                        for r in sqlx::query("SELECT user_id, store_id, role, email_lookup, name, active FROM rm_staff ORDER BY user_id").fetch_all(pool).await? {
-                            let (u, s, role): (Uuid, Uuid, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-                            let (email, name, active): (Option<String>, Option<String>, bool) = (r.try_get(3)?, r.try_get(4)?, r.try_get(5)?);
-                            out.push(format!("{u} {s} {role} {email:?} {name:?} {active}"));
+                        for r in sqlx::query("SELECT store_id, name, created_at FROM rm_stores ORDER BY store_id").fetch_all(pool).await? {
+                            let (id, name, at): (Uuid, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                            out.push(format!("store {id} {name:?} {at}"));
                         }
+                        let members = crate::staff::$module::all(pool).await?;
+                        out.extend(members.iter().map(|m| format!("{m:?}")));
                     }
                 }
                 Ok(out)

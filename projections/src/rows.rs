@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use domain::inventory::{AcquisitionSource, Category, ConditionGrade, ItemStatus};
 use domain::sale::SaleStatus;
+use domain::staff::Role;
 use domain::Money;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -90,13 +91,15 @@ pub struct CustomerRow {
 pub struct StaffRow {
     pub user_id: Uuid,
     pub store_id: Uuid,
-    pub role: String,
+    pub role: Role,
     /// Lower-cased; `None` once erased.
     pub email: Option<String>,
     pub name: Option<String>,
     pub active: bool,
     /// Microseconds since the Unix epoch.
     pub created_at: i64,
+    /// The last change (microseconds since the Unix epoch).
+    pub updated_at: i64,
 }
 
 /// A keyset cursor: the sort value of the last row seen and its id (the tie-breaker).

@@ -1,15 +1,25 @@
-//! The staff directory (part of the `directory` projection): who works in each store, their
-//! role and whether they are active, folded from the store roster's events (and from
-//! `StaffMemberAdded` in streams written before the roster existed). Login uses it only to find
-//! candidate accounts by email; whether a member may log in is decided from the roster itself.
+//! The `directory` projection: the stores (`rm_stores`) and who works in each (`rm_staff`),
+//! their role and whether they are active, folded from the store roster's events (and from
+//! `StaffMemberAdded` in streams written before the roster existed) with `views::member_view`.
+//! Login uses it only to find candidate accounts by email; whether a member may log in is
+//! decided from the roster itself.
+//!
+//! Applied a batch at a time, like the other row models: the members a batch touches are loaded
+//! in one query, folded in memory and written back with one multi-row upsert. The property test
+//! in `tests/models.rs` holds it equal to a rebuild and to each member's fold over the log.
 
-use crate::readmodels::micros;
+use crate::readmodels::{micros, upsert_set};
 use crate::rows::StaffRow;
-use crate::ProjectionError;
-use domain::staff::{Role, StaffEvent};
+use crate::views::View;
+use crate::{stream_kind, Kind, ProjectionError};
+use domain::aggregate::decode;
+use domain::staff::Role;
 use domain::store::StoreEvent;
 use eventstore::RecordedEvent;
 use uuid::Uuid;
+
+/// Rows one statement writes: 8 values a row stays well under SQLite's 32,766 variables.
+const CHUNK: usize = 500;
 
 /// Filter and page of `staffMembers`.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +36,8 @@ macro_rules! staff_sql {
     ($module:ident, $db:ty) => {
         pub mod $module {
             use super::*;
+            use crate::batch::Folded;
+            use crate::readmodels::$module::load_rows;
             use sqlx::{QueryBuilder, Row, Transaction};
 
             type Db = $db;
@@ -33,97 +45,84 @@ macro_rules! staff_sql {
             type Tx<'c> = Transaction<'c, Db>;
             type Result<T> = std::result::Result<T, ProjectionError>;
 
-            const COLS: &str = "user_id, store_id, role, email_lookup, name, active, created_at";
+            const COLS: &str = "user_id, store_id, role, email_lookup, name, active, created_at, updated_at";
 
             fn row(r: &<Db as sqlx::Database>::Row) -> Result<StaffRow> {
+                let role: String = r.try_get("role")?;
+                let created_at: i64 = r.try_get("created_at")?;
                 Ok(StaffRow {
                     user_id: r.try_get("user_id")?,
                     store_id: r.try_get("store_id")?,
-                    role: r.try_get("role")?,
+                    role: Role::parse(&role).ok_or_else(|| ProjectionError::Invalid("stored role".into()))?,
                     email: r.try_get("email_lookup")?,
                     name: r.try_get("name")?,
                     active: r.try_get("active")?,
-                    created_at: r.try_get("created_at")?,
+                    created_at,
+                    // Rows written before the column existed: unchanged since they were made.
+                    updated_at: r.try_get::<Option<i64>, _>("updated_at")?.unwrap_or(created_at),
                 })
             }
 
-            async fn insert(
-                tx: &mut Tx<'_>,
-                user_id: Uuid,
-                store_id: Uuid,
-                email: Option<String>,
-                name: Option<String>,
-                role: Role,
-                at: i64,
-            ) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO rm_staff (user_id, store_id, email_lookup, name, role, active, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (user_id) DO NOTHING",
-                )
-                .bind(user_id)
-                .bind(store_id)
-                .bind(email)
-                .bind(name)
-                .bind(role.as_str())
-                .bind(true)
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            /// Applies a roster event of the store stream.
-            pub async fn apply_store_event(tx: &mut Tx<'_>, e: &RecordedEvent, event: StoreEvent) -> Result<()> {
-                let at = micros(e.recorded_at);
-                match event {
-                    StoreEvent::StaffJoined { user_id, email, name, role, .. } => {
-                        let email = email.clear().map(|s| s.to_lowercase());
-                        let name = name.and_then(|n| n.clear().cloned());
-                        insert(tx, user_id.as_uuid(), e.store_id, email, name, role, at).await?;
+            /// Applies the directory's events of `events` (others are ignored), in log order:
+            /// the stores opened, and every member the batch touches loaded in one query, folded
+            /// in memory with `views::member_view` and written back with one multi-row upsert.
+            pub async fn apply_batch(tx: &mut Tx<'_>, events: &[RecordedEvent]) -> Result<()> {
+                let mut stores = Vec::new();
+                let (mut mine, mut ids) = (Vec::new(), Vec::new());
+                for e in events {
+                    if !Kind::Directory.cares(stream_kind(&e.stream_id)) {
+                        continue;
                     }
-                    StoreEvent::StaffRoleChanged { user_id, to, .. } => {
-                        sqlx::query("UPDATE rm_staff SET role = $2, updated_at = $3 WHERE user_id = $1")
-                            .bind(user_id.as_uuid())
-                            .bind(to.as_str())
-                            .bind(at)
-                            .execute(&mut **tx)
-                            .await?;
+                    if let Some((user, _)) = StaffRow::about(e)? {
+                        mine.push(e);
+                        if !ids.contains(&user) {
+                            ids.push(user);
+                        }
+                    } else if e.stream_id.starts_with("store-") {
+                        let event = decode::<StoreEvent>(&e.event_type, &e.payload).map_err(|err| {
+                            ProjectionError::Corrupt { position: e.position, reason: err.to_string() }
+                        })?;
+                        if let StoreEvent::StoreOpened { store_id, name } = event {
+                            stores.push((store_id.as_uuid(), name, micros(e.recorded_at)));
+                        }
                     }
-                    StoreEvent::StaffDeactivated { user_id } | StoreEvent::StaffReactivated { user_id } => {
-                        let active = matches!(event, StoreEvent::StaffReactivated { .. });
-                        sqlx::query("UPDATE rm_staff SET active = $2, updated_at = $3 WHERE user_id = $1")
-                            .bind(user_id.as_uuid())
-                            .bind(active)
-                            .bind(at)
-                            .execute(&mut **tx)
-                            .await?;
-                    }
-                    // The name and email go; the id stays (the audit trail's pseudonym).
-                    StoreEvent::StaffErased { user_id, .. } => {
-                        sqlx::query(
-                            "UPDATE rm_staff SET name = NULL, email_lookup = NULL, updated_at = $2 WHERE user_id = $1",
-                        )
-                        .bind(user_id.as_uuid())
-                        .bind(at)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                    StoreEvent::StoreOpened { .. }
-                    | StoreEvent::StaffInvited { .. }
-                    | StoreEvent::StoreClosed { .. }
-                    | StoreEvent::StoreReopened { .. }
-                    | StoreEvent::RetentionPolicySet { .. } => {}
+                }
+                for chunk in stores.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<Db>::new("INSERT INTO rm_stores (store_id, name, created_at) ");
+                    qb.push_values(chunk, |mut b, (id, name, at)| {
+                        b.push_bind(*id).push_bind(name.clone()).push_bind(*at);
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                if mine.is_empty() {
+                    return Ok(());
+                }
+                let loaded = load_rows(tx, "rm_staff", COLS, "user_id", &ids, row, |r| r.user_id).await?;
+                let mut folded = Folded::new(ids, loaded, |_| ());
+                folded.apply(&mine)?;
+                for chunk in folded.changed().chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<Db>::new(format!("INSERT INTO rm_staff ({COLS}) "));
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.user_id)
+                            .push_bind(r.store_id)
+                            .push_bind(r.role.as_str())
+                            .push_bind(r.email.clone())
+                            .push_bind(r.name.clone())
+                            .push_bind(r.active)
+                            .push_bind(r.created_at)
+                            .push_bind(r.updated_at);
+                    });
+                    qb.push(format!(" ON CONFLICT (user_id) DO UPDATE SET {}", upsert_set(COLS, "user_id")));
+                    qb.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }
 
-            /// Applies a member-stream event (only the pre-roster `StaffMemberAdded` matters).
-            pub async fn apply_staff_event(tx: &mut Tx<'_>, e: &RecordedEvent, event: StaffEvent) -> Result<()> {
-                if let StaffEvent::StaffMemberAdded { user_id, store_id, email, role } = event {
-                    let email = email.clear().map(|s| s.to_lowercase());
-                    insert(tx, user_id.as_uuid(), store_id.as_uuid(), email, None, role, micros(e.recorded_at)).await?;
-                }
-                Ok(())
+            /// Every member of every store, by id (for comparing the model with a replay).
+            pub async fn all(pool: &Pool) -> Result<Vec<StaffRow>> {
+                let rows =
+                    sqlx::query(&format!("SELECT {COLS} FROM rm_staff ORDER BY user_id")).fetch_all(pool).await?;
+                rows.iter().map(row).collect()
             }
 
             pub async fn by_email(pool: &Pool, email: &str) -> Result<Vec<StaffRow>> {

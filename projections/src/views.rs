@@ -1,27 +1,45 @@
-//! The read-model views of items, customers and sales as pure folds over their events, behind
-//! one trait ([`View`]).
+//! The read-model views of items, customers, sales and staff members as pure folds over their
+//! events, behind one trait ([`View`]).
 //!
 //! One definition serves every reader: the projections load the stored rows a batch touches,
 //! fold the batch's events in and write the rows back; history queries (`asOf`) and mutation
 //! payloads fold a stream's events from nothing ([`replay`]). So an entity's read model, its
 //! history and a mutation's answer can never disagree.
+//!
+//! Most rows are their own stream's fold. A staff member's row is not: the store's roster
+//! stream holds every member's events, so [`View::about`] names the row each event is about.
 
+use crate::batch::stream_uuid;
 use crate::readmodels::{merge, payment_json};
-use crate::rows::{CustomerRow, ItemRow, SaleRow};
+use crate::rows::{CustomerRow, ItemRow, SaleRow, StaffRow};
+use crate::{stream_kind, ProjectionError};
 use domain::aggregate::{decode, CodecError};
 use domain::customer::{ContactField, CustomerEvent};
 use domain::inventory::{ItemEvent, ItemStatus};
 use domain::sale::{payment_status, status_after_refund, SaleEvent, SaleStatus};
+use domain::staff::StaffEvent;
+use domain::store::StoreEvent;
 use domain::{Money, Pii};
 use eventstore::RecordedEvent;
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
-/// A read-model row that is the fold of its own stream's events.
+/// A read-model row that is the fold of the events about it.
 pub trait View: Sized {
-    /// The events of the row's stream.
+    /// The events the row folds.
     type Event: domain::DomainEvent;
     /// The row after `event` (recorded as `e`); `None` while the entity does not exist.
     fn fold(row: Option<Self>, e: &RecordedEvent, event: Self::Event) -> Option<Self>;
+    /// The id of the row `e` is about and its event, or `None` when it changes no row of this
+    /// view. By default: its own stream's row (the stream id's uuid), for every event.
+    fn about(e: &RecordedEvent) -> Result<Option<(Uuid, Self::Event)>, ProjectionError> {
+        let event = decode::<Self::Event>(&e.event_type, &e.payload).map_err(|err| corrupt(e, err))?;
+        Ok(Some((stream_uuid(e)?, event)))
+    }
+}
+
+fn corrupt(e: &RecordedEvent, err: CodecError) -> ProjectionError {
+    ProjectionError::Corrupt { position: e.position, reason: err.to_string() }
 }
 
 impl View for ItemRow {
@@ -42,6 +60,65 @@ impl View for SaleRow {
     type Event = SaleEvent;
     fn fold(row: Option<Self>, e: &RecordedEvent, event: SaleEvent) -> Option<Self> {
         sale_view(row, e, event)
+    }
+}
+
+/// A staff member in the directory: the roster's events about them (`StaffJoined`, role and
+/// active changes, erasure) in the store's stream, and `StaffMemberAdded` in streams written
+/// before the roster existed (folded as the join it was).
+impl View for StaffRow {
+    type Event = StoreEvent;
+    fn fold(row: Option<Self>, e: &RecordedEvent, event: StoreEvent) -> Option<Self> {
+        member_view(row, e, event)
+    }
+    fn about(e: &RecordedEvent) -> Result<Option<(Uuid, StoreEvent)>, ProjectionError> {
+        let event = match stream_kind(&e.stream_id) {
+            "store" => decode::<StoreEvent>(&e.event_type, &e.payload).map_err(|err| corrupt(e, err))?,
+            "staff" => match decode::<StaffEvent>(&e.event_type, &e.payload).map_err(|err| corrupt(e, err))? {
+                StaffEvent::StaffMemberAdded { user_id, email, role, .. } => {
+                    StoreEvent::StaffJoined { user_id, email, name: None, role, invitation_id: None }
+                }
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let user = match &event {
+            StoreEvent::StaffJoined { user_id, .. }
+            | StoreEvent::StaffRoleChanged { user_id, .. }
+            | StoreEvent::StaffDeactivated { user_id }
+            | StoreEvent::StaffReactivated { user_id }
+            | StoreEvent::StaffErased { user_id, .. } => user_id.as_uuid(),
+            StoreEvent::StoreOpened { .. }
+            | StoreEvent::StaffInvited { .. }
+            | StoreEvent::StoreClosed { .. }
+            | StoreEvent::StoreReopened { .. }
+            | StoreEvent::RetentionPolicySet { .. } => return Ok(None),
+        };
+        Ok(Some((user, event)))
+    }
+}
+
+/// A staff member after a roster event about them (recorded as `e`): a join makes the row (a
+/// second join of the same id changes nothing), role and active changes update it, erasure
+/// drops the name and email and keeps the id (the audit trail's pseudonym).
+pub fn member_view(row: Option<StaffRow>, e: &RecordedEvent, event: StoreEvent) -> Option<StaffRow> {
+    let at = e.recorded_at.timestamp_micros();
+    match event {
+        StoreEvent::StaffJoined { user_id, email, name, role, .. } => Some(row.unwrap_or_else(|| StaffRow {
+            user_id: user_id.as_uuid(),
+            store_id: e.store_id,
+            role,
+            email: email.clear().map(|s| s.to_lowercase()),
+            name: clear(name),
+            active: true,
+            created_at: at,
+            updated_at: at,
+        })),
+        StoreEvent::StaffRoleChanged { to, .. } => row.map(|r| StaffRow { role: to, updated_at: at, ..r }),
+        StoreEvent::StaffDeactivated { .. } => row.map(|r| StaffRow { active: false, updated_at: at, ..r }),
+        StoreEvent::StaffReactivated { .. } => row.map(|r| StaffRow { active: true, updated_at: at, ..r }),
+        StoreEvent::StaffErased { .. } => row.map(|r| StaffRow { name: None, email: None, updated_at: at, ..r }),
+        _ => row,
     }
 }
 

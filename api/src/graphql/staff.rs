@@ -31,16 +31,15 @@ pub struct StaffMember {
 }
 
 impl StaffMember {
-    fn from_row(r: StaffRow) -> Option<Self> {
-        let role = domain::staff::Role::parse(&r.role)?;
-        Some(Self {
+    fn from_row(r: StaffRow) -> Self {
+        Self {
             id: ID(r.user_id.to_string()),
             email: r.email,
             name: r.name,
-            role: role.into(),
+            role: r.role.into(),
             active: r.active,
             joined_at: DateTime::from_timestamp_micros(r.created_at).unwrap_or_default(),
-        })
+        }
     }
 }
 
@@ -173,7 +172,7 @@ async fn member_payload(
 ) -> async_graphql::Result<StaffMemberPayload> {
     let row = read_after(ctx, position, state(ctx).read.staff_member(store_id, user_id.as_uuid())).await?;
     Ok(StaffMemberPayload {
-        staff_member: row.and_then(StaffMember::from_row),
+        staff_member: row.map(StaffMember::from_row),
         position: position.map(|p| p.to_string()),
         errors: vec![],
     })
@@ -217,9 +216,7 @@ impl StaffQuery {
         for r in rows {
             let cursor =
                 super::encode_cursor(STAFF_ORDER, &Cursor { value: CursorValue::Int(r.created_at), id: r.user_id });
-            if let Some(node) = StaffMember::from_row(r) {
-                conn.edges.push(Edge::new(cursor, node));
-            }
+            conn.edges.push(Edge::new(cursor, StaffMember::from_row(r)));
         }
         Ok(conn)
     }
@@ -227,7 +224,7 @@ impl StaffQuery {
     async fn staff_member(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<StaffMember>> {
         let v = viewer(ctx)?;
         let id = parse_id(&id, "id")?;
-        Ok(state(ctx).read.staff_member(v.store_id, id).await.map_err(ApiError::from)?.and_then(StaffMember::from_row))
+        Ok(state(ctx).read.staff_member(v.store_id, id).await.map_err(ApiError::from)?.map(StaffMember::from_row))
     }
 }
 
