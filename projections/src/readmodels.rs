@@ -156,6 +156,24 @@ macro_rules! read_models {
                 Ok(r.rows_affected() == 1)
             }
 
+            /// Moves several projections' checkpoints, each from its own position, to the same
+            /// `to` in one statement inside the transaction. False when another runner moved any
+            /// of them first (some may have moved): the caller rolls back.
+            pub async fn advance_many(tx: &mut Tx<'_>, from: &[(&str, Position)], to: Position) -> Result<bool> {
+                let mut qb = QueryBuilder::<Db>::new("UPDATE projection_checkpoints SET commit_pos = ");
+                qb.push_bind(to.commit).push(", seq_pos = ").push_bind(to.seq);
+                qb.push(", updated_at = ").push_bind(micros(Utc::now()));
+                qb.push(" WHERE (name, commit_pos, seq_pos) IN (");
+                let mut list = qb.separated(", ");
+                for (name, at) in from {
+                    list.push("(").push_bind_unseparated(*name).push_unseparated(", ");
+                    list.push_bind_unseparated(at.commit).push_unseparated(", ");
+                    list.push_bind_unseparated(at.seq).push_unseparated(")");
+                }
+                qb.push(")");
+                Ok(qb.build().execute(&mut **tx).await?.rows_affected() == from.len() as u64)
+            }
+
             /// Empties a projection's tables and rewinds its checkpoint, in one transaction.
             pub async fn reset(tx: &mut Tx<'_>, kind: Kind) -> Result<()> {
                 for table in kind.tables() {

@@ -136,35 +136,53 @@ impl Runner {
         self.moved(moved, to, events.len()).await
     }
 
-    /// Applies each runner's part (read from the log right after its checkpoint, with events
-    /// for its model) in one transaction: on SQLite, one turn of the one writer instead of one
-    /// per model (an `acquireItem` batch writes the inventory and the audit trail). Every
-    /// checkpoint still moves by its own compare-and-set in that transaction. `Ok(false)`, with
-    /// nothing applied and nothing changed, when one of them had been moved by another runner:
-    /// the caller then applies each alone (which reloads the moved one). On an error nothing is
-    /// applied either.
+    /// Applies each runner's part (read from the log right after its checkpoint) in one
+    /// transaction: on SQLite one turn of the one writer instead of one per model (an
+    /// `acquireItem` batch writes the inventory and the audit trail); on PostgreSQL one
+    /// transaction instead of one per model, the checkpoints of the runners with nothing for
+    /// their model in the parts moved by one statement. Every checkpoint still moves by its own
+    /// compare-and-set. `Ok(false)`, with nothing applied and nothing changed, when one of them
+    /// had been moved by another runner: the caller then applies each alone (which reloads the
+    /// moved one). On an error nothing is applied either.
     pub(crate) async fn apply_together(group: &mut [(&mut Runner, &[RecordedEvent])]) -> Result<bool> {
         let Some((first, _)) = group.first() else { return Ok(true) };
         let db = first.db.clone();
+        // Every part ends at the batch's last event.
+        let Some(to) = group.iter().filter_map(|(_, part)| part.last()).map(|e| e.position).max() else {
+            return Ok(true);
+        };
         with_writer!(&db, m, pool => {
             let mut tx = m::begin(pool).await?;
+            let mut idle = Vec::new();
             for (runner, part) in group.iter() {
                 let Some(last) = part.last() else { continue };
+                if last.position != to {
+                    return Err(ProjectionError::Invalid("parts of one batch end apart".into()));
+                }
+                if !runner.cares_about_any(part) {
+                    idle.push((runner.kind.name(), runner.stored));
+                    continue;
+                }
                 // Dropping the transaction rolls back what the others applied.
-                if !m::advance(&mut tx, runner.kind.name(), runner.stored, last.position).await? {
+                if !m::advance(&mut tx, runner.kind.name(), runner.stored, to).await? {
                     return Ok(false);
                 }
                 m::apply_batch(&mut tx, runner.kind, part).await?;
             }
+            if !idle.is_empty() && !m::advance_many(&mut tx, &idle, to).await? {
+                return Ok(false);
+            }
             tx.commit().await?;
         });
         for (runner, part) in group.iter_mut() {
-            let Some(last) = part.last() else { continue };
+            if part.is_empty() {
+                continue;
+            }
             #[cfg(any(test, feature = "testing"))]
             {
                 runner.given += part.len();
             }
-            runner.stored_at(last.position);
+            runner.stored_at(to);
         }
         Ok(true)
     }
