@@ -6,7 +6,8 @@
 //!
 //! Applied a batch at a time, like the other row models: the members a batch touches are loaded
 //! in one query, folded in memory and written back with one multi-row upsert. The property test
-//! in `tests/models.rs` holds it equal to a rebuild and to each member's fold over the log.
+//! in `tests/models.rs` holds it to the write side's own roster (the `Store` aggregate) and to a
+//! fresh rebuild, for random roster histories.
 
 use crate::readmodels::{micros, upsert_set};
 use crate::rows::StaffRow;
