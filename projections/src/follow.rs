@@ -187,10 +187,10 @@ async fn follow(mut all: Vec<Followed>, store: EventStore, mut shutdown: watch::
 /// given the events after its own checkpoint — exactly what it would have read itself, since
 /// the log returns, in order, every event after a position that is visible when read.
 ///
-/// On SQLite the runners with events for their models apply them in one transaction (one turn
-/// of the one writer; see `Runner::apply_together`); if that cannot be done (a checkpoint moved
-/// by another runner, an error) each applies alone, so a failing model holds back only itself.
-/// Runners apply alone concurrently (on PostgreSQL, side by side).
+/// The runners' parts are applied in one transaction (`Runner::apply_together`): on SQLite
+/// those with events for their models (one turn of the one writer), on PostgreSQL every one. If
+/// that cannot be done (a checkpoint moved by another runner, an error) each applies alone,
+/// concurrently, so a failing model holds back only itself.
 async fn apply_tail(all: &mut [Followed], store: &EventStore) {
     let sqlite = all.first().is_some_and(|f| matches!(f.runner.db(), ReadDb::Sqlite { .. }));
     loop {
@@ -327,13 +327,9 @@ mod tests {
         (tdb, store, ReadDb::new(&db), CommandContext::system(StoreId::new_v7(), "test"))
     }
 
-    async fn world() -> (TestDatabase, EventStore, ReadDb, CommandContext) {
-        world_on(TestDatabase::sqlite()).await
-    }
-
     /// The worlds of both backends (PostgreSQL when it answers).
     async fn worlds() -> Vec<(TestDatabase, EventStore, ReadDb, CommandContext)> {
-        let mut worlds = vec![world().await];
+        let mut worlds = vec![world_on(TestDatabase::sqlite()).await];
         if let Some(tdb) = TestDatabase::postgres().await {
             worlds.push(world_on(tdb).await);
         }
